@@ -1,0 +1,29 @@
+"""Terminal output: one line per step, spinners for waits."""
+
+from __future__ import annotations
+
+import functools
+
+
+@functools.cache
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def step(message: str) -> None:
+    console().print(f"[bold cyan]==>[/] {message}")
+
+
+def done(message: str) -> None:
+    console().print(f"[bold green]✔[/] {message}")
+
+
+def warn(message: str) -> None:
+    console().print(f"[bold yellow]![/] {message}")
+
+
+def status(message: str):
+    """Return a context manager that shows a spinner while it is open."""
+    return console().status(message, spinner="dots")
