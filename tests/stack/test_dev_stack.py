@@ -5,7 +5,6 @@ Lucky-shaped fixture, with real Postgres and the Lucky and Hasura stand-ins.
 
 from __future__ import annotations
 
-import json
 import socket
 import stat
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import copy_fixture_app, generate, git
 
 INV = str(Path(sys.executable).parent / "inv")
