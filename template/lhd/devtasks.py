@@ -9,6 +9,10 @@ from invoke import Collection, Exit, task
 from lhd.errors import LhdError
 
 WAIT_HELP = "Seconds to wait for each service to become ready (default: 180)."
+INTERRUPTED = (
+    "Interrupted. Containers that were started keep running: run the task "
+    "again to finish, or `inv down` to remove them."
+)
 
 
 def reported(function):
@@ -21,10 +25,10 @@ def reported(function):
         except LhdError as error:
             from lhd import ui
 
-            ui.console().print(f"[bold red]✘[/] {error}", soft_wrap=True)
+            ui.error(str(error))
             raise Exit(code=1) from None
         except KeyboardInterrupt:
-            raise Exit("Interrupted.", code=130) from None
+            raise Exit(INTERRUPTED, code=130) from None
 
     return wrapper
 
@@ -55,11 +59,12 @@ def up(c, detach=False, build=False, wait=180):
 
     Example: inv up --detach
     """
-    from lhd import dev, images, ui
+    from lhd import dev, images, ports, ui
 
     runner, settings = context_objects(c)
     env = dev.prepare(settings)
     stack = dev.dev_stack(runner, settings)
+    ports.check_free(env, stack.project, ports.DEV_PORTS)
 
     rebuilt = images.ensure_dev_image(
         runner, stack.compose, settings, dev.build_args(env), force=build
@@ -147,13 +152,14 @@ def test(c, shell=False, image=None, wait=180):
 
     Example: inv test -- spec/requests/version_spec.cr --order random
     """
-    from lhd import dev, images, ui
+    from lhd import dev, images, ports, ui
 
     runner, settings = context_objects(c)
     env = dev.prepare(settings)
     reference = images.image_reference(settings, image) if image else None
     dev.with_env(dev.image_env(reference))
     stack = dev.test_stack(runner, settings, reference)
+    ports.check_free(env, stack.project, ports.TEST_PORTS)
     if reference is None:
         images.ensure_dev_image(
             runner,
@@ -361,4 +367,26 @@ def status(c):
     status_table.show(settings, env)
 
 
-namespace = Collection(up, down, test, build, logs, shell, run, lucky, psql, status)
+@task
+@reported
+def check(c):
+    """Check the project setup: .env, Compose files, boilerplate leftovers.
+
+    Useful after `copier update`, or after moving a project off the
+    bash-and-sed LHD boilerplate. Needs Compose but no running engine.
+    Exits 1 when a check fails.
+
+    Example: inv check
+    """
+    from lhd import check as project_check
+    from lhd import settings
+
+    findings = project_check.run_checks(settings.load())
+    project_check.show(findings)
+    if not all(finding.ok for finding in findings):
+        raise Exit(code=1)
+
+
+namespace = Collection(
+    up, down, test, build, logs, shell, run, lucky, psql, status, check
+)

@@ -24,6 +24,17 @@ def warn(message: str) -> None:
     console().print(f"[bold yellow]![/] {message}")
 
 
+@functools.cache
+def error_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    error_console().print(f"[bold red]✘[/] {message}", soft_wrap=True)
+
+
 def status(message: str):
     """Return a context manager that shows a spinner while it is open."""
     return console().status(message, spinner="dots")
