@@ -23,3 +23,13 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """Time the tasks against the raw tools they wrap; prints ratios.
+
+    Needs a Docker engine, like the tests. See docs/benchmarks.md.
+    """
+    session.install("-r", "requirements.txt")
+    session.run("python", "benchmarks/bench.py", *session.posargs)

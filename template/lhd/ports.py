@@ -59,6 +59,9 @@ def check_free(env: dict[str, str], project: str, names: dict[str, int | None]) 
         with socket.socket(
             socket.AF_INET6 if ":" in address else socket.AF_INET
         ) as probe:
+            # Docker binds with SO_REUSEADDR too, so a port that only has
+            # connections in TIME_WAIT, after a stack stopped, counts as free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((address, port))
             except OSError as error:
