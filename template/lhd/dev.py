@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from lhd import compose, containers, devenv, engine, readiness
 from lhd.compose import Compose
+from lhd.errors import LhdError
 from lhd.runner import Runner, stdin_is_terminal
 from lhd.settings import Settings
 
@@ -26,6 +27,7 @@ TEST_DB_TASKS = ("db.create", "db.migrate")
 # `lucky` compiles tasks.cr pays for one container start, not four.
 LUCKY_TASKS_SCRIPT = 'for task in "$@"; do lucky "$task"; done'
 
+SERVICES = ("postgres", "hasura", "lucky")
 HASURA_PORT = 8080
 CONSOLE_PORT = 9695
 CONSOLE_API_PORT = 9693
@@ -37,9 +39,28 @@ def lucky_tasks_command(tasks: Sequence[str]) -> list[str]:
 
 
 def host_address(env: dict[str, str]) -> str:
-    """Return the address to reach published ports from this machine."""
+    """Return the address to reach published ports from this machine.
+
+    With a remote engine (`DOCKER_HOST=tcp://docker:2376`, as in GitLab's
+    Docker-in-Docker service) ports are published on the engine's host.
+    """
+    from urllib.parse import urlsplit
+
+    engine_url = urlsplit(os.environ.get("DOCKER_HOST", ""))
+    if engine_url.scheme in ("tcp", "http", "https") and engine_url.hostname:
+        return engine_url.hostname
+    import ipaddress
+
     address = env.get("BIND_ADDRESS") or "127.0.0.1"
-    return "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    # Compose's short port syntax (ADDRESS:HOST:CONTAINER) takes IPv4 only.
+    try:
+        parsed = ipaddress.IPv4Address(address)
+    except ValueError as error:
+        raise LhdError(
+            f"BIND_ADDRESS={address!r} in .env is not an IPv4 address: use "
+            "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)."
+        ) from error
+    return "127.0.0.1" if parsed.is_unspecified else address
 
 
 class Stack:
@@ -159,33 +180,87 @@ def test_stack(runner: Runner, settings: Settings, image: str | None) -> Stack:
     return Stack(runner, settings, settings.test_project, files)
 
 
-def prepare(settings: Settings) -> dict[str, str]:
-    """Check the engine and Compose, then create or refresh `.env`."""
-    env = devenv.sync(settings)
+def prepare(settings: Settings, app: bool = False) -> dict[str, str]:
+    """Create or refresh `.env`, then check the engine and Compose.
+
+    With `app`, for tasks that build or start the app, also check that the
+    project is a Lucky project and that its JWT key is long enough; the
+    other tasks (down, logs, status) must work while those are being fixed.
+    """
+    env = devenv.sync(settings, check_key=app)
+    if app and not (settings.root / "shard.yml").is_file():
+        raise LhdError(
+            f"No shard.yml in {settings.root}: LHD runs a Lucky project. Create "
+            "one with `lucky init.custom NAME --api` and generate LHD into it, "
+            "or copy your Lucky app's files here."
+        )
     engine.client()
     engine.compose_command()
     return env
+
+
+def url_host(address: str) -> str:
+    """Return `address` as the host part of a URL (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
+
+
+@contextmanager
+def test_run_lock(settings: Settings) -> Iterator[None]:
+    """Allow one `inv test` per project at a time: they share one Compose project."""
+    try:
+        import fcntl
+    except ImportError:  # Windows has no fcntl; runs there are not serialised.
+        yield
+        return
+    settings.state_dir.mkdir(exist_ok=True)
+    path = settings.state_dir / "test.lock"
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise LhdError(
+                f"Another `inv test` of this project is running: it holds {path}. "
+                f"Wait for it to finish; test runs share the Compose project "
+                f"{settings.test_project}."
+            ) from error
+        yield
+
+
+def require_running(project: str, service: str) -> None:
+    """Raise LhdError unless the development service is running."""
+    if not containers.running(project, service):
+        raise LhdError(
+            f"The {service} service of {project} is not running: start the "
+            "stack with `inv up --detach` first."
+        )
 
 
 def start_console(stack: Stack, env: dict[str, str], timeout: float) -> str:
     """Start the Hasura CLI console and turn its migration mode off."""
     import httpx
 
-    address = host_address(env)
-    api = f"http://{address}:{env.get('HASURA_CONSOLE_API_PORT', CONSOLE_API_PORT)}"
-    settings_url = f"{api}/apis/migrate/settings"
+    host = url_host(host_address(env))
+    console_port = env.get("HASURA_CONSOLE_PORT") or str(CONSOLE_PORT)
+    api_port = env.get("HASURA_CONSOLE_API_PORT") or str(CONSOLE_API_PORT)
+    hasura_port = env.get("HASURA_PORT") or str(HASURA_PORT)
+    settings_url = f"http://{host}:{api_port}/apis/migrate/settings"
     try:
         already_running = httpx.get(settings_url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         already_running = False
     if not already_running:
+        # The browser talks to the console API and to Hasura on the host's
+        # published ports, so the console listens on the same port numbers
+        # inside the container and is told where the host publishes Hasura.
         command = [
             "hasura-cli", "console",
             "--address", "0.0.0.0",
             "--no-browser",
-            "--console-port", str(CONSOLE_PORT),
-            "--api-port", str(CONSOLE_API_PORT),
+            "--console-port", console_port,
+            "--api-port", api_port,
+            "--api-host", f"http://{host}",
             "--endpoint", f"http://localhost:{HASURA_PORT}",
+            "--console-hge-endpoint", f"http://{host}:{hasura_port}",
             "--skip-update-check",
         ]  # fmt: skip
         # The CLI reads the admin secret from HASURA_GRAPHQL_ADMIN_SECRET in
@@ -200,17 +275,19 @@ def start_console(stack: Stack, env: dict[str, str], timeout: float) -> str:
         settings_url, json={"name": "migration_mode", "value": "false"}, timeout=5.0
     )
     response.raise_for_status()
-    return f"http://{address}:{env.get('HASURA_CONSOLE_PORT', CONSOLE_PORT)}"
+    return f"http://{host}:{console_port}"
 
 
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Ignore Ctrl-C while cleaning up, so a second press cannot cut it short."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Ignore Ctrl-C, SIGTERM and SIGHUP during cleanup, so none cuts it short."""
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def passthrough_args() -> list[str]:

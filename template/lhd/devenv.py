@@ -59,8 +59,12 @@ def validate_key(key: str, source: str) -> None:
         )
 
 
-def sync(settings: Settings) -> dict[str, str]:
-    """Create or refresh `.env` and return its values."""
+def sync(settings: Settings, check_key: bool = True) -> dict[str, str]:
+    """Create or refresh `.env` and return its values.
+
+    `check_key` rejects a key Hasura would reject; tasks that only stop or
+    inspect the stack pass False so they work while the key is being fixed.
+    """
     path = settings.env_file
     current = envfile.read(path) if path.exists() else {}
     key = read_lucky_secret(settings.root)
@@ -68,7 +72,8 @@ def sync(settings: Settings) -> dict[str, str]:
     if key is None:
         key = current.get("DEV_SECRET_KEY_BASE") or secrets.token_urlsafe(48)
         source = f"DEV_SECRET_KEY_BASE in {path.name}"
-    validate_key(key, source)
+    if check_key:
+        validate_key(key, source)
     derived = {
         "PROJECT_NAME": settings.project_name,
         "DEV_SECRET_KEY_BASE": key,
@@ -83,5 +88,10 @@ def sync(settings: Settings) -> dict[str, str]:
                 f"Neither {path} nor {settings.env_example_file} exists; "
                 "restore .env.example with `copier update` or from git."
             ) from error
-    envfile.update(path, derived, template=template)
+    try:
+        envfile.update(path, derived, template=template)
+    except LhdError as error:
+        raise LhdError(
+            f"{error} The value comes from {source}; change it there."
+        ) from error
     return envfile.read(path)

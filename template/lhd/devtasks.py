@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 from invoke import Collection, Exit, task
 
+from lhd import citasks
 from lhd.errors import LhdError
+from lhd.taskutil import context_objects, positive_seconds, reported
 
 WAIT_HELP = "Seconds to wait for each service to become ready (default: 180)."
-INTERRUPTED = (
-    "Interrupted. Containers that were started keep running: run the task "
-    "again to finish, or `inv down` to remove them."
-)
-
-
-def reported(function):
-    """Turn LhdError into a one-line message and exit code 1, without a traceback."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except LhdError as error:
-            from lhd import ui
-
-            ui.error(str(error))
-            raise Exit(code=1) from None
-        except KeyboardInterrupt:
-            raise Exit(INTERRUPTED, code=130) from None
-
-    return wrapper
-
-
-def context_objects(c):
-    from lhd import settings
-    from lhd.runner import Runner
-
-    return Runner(c), settings.load()
 
 
 @task(
@@ -61,8 +32,9 @@ def up(c, detach=False, build=False, wait=180):
     """
     from lhd import dev, images, ports, ui
 
+    wait = positive_seconds(wait, "wait")
     runner, settings = context_objects(c)
-    env = dev.prepare(settings)
+    env = dev.prepare(settings, app=True)
     stack = dev.dev_stack(runner, settings)
     ports.check_free(env, stack.project, ports.DEV_PORTS)
 
@@ -81,14 +53,14 @@ def up(c, detach=False, build=False, wait=180):
     if rebuilt:
         stack.recreate_app()
     stack.start()
-    address = dev.host_address(env)
-    hasura = f"http://{address}:{env.get('HASURA_PORT', dev.HASURA_PORT)}"
+    address = dev.url_host(dev.host_address(env))
+    hasura = f"http://{address}:{env.get('HASURA_PORT') or dev.HASURA_PORT}"
     stack.wait_for_url("hasura", f"{hasura}/healthz", wait)
 
     ui.step("Starting the Hasura console")
     console = dev.start_console(stack, env, wait)
 
-    app = f"http://{address}:{env.get('LUCKY_PORT', dev.LUCKY_PORT)}"
+    app = f"http://{address}:{env.get('LUCKY_PORT') or dev.LUCKY_PORT}"
     ui.done("The development stack is up")
     ui.console().print(
         f"  app:            {app}\n"
@@ -154,9 +126,17 @@ def test(c, shell=False, image=None, wait=180):
     """
     from lhd import dev, images, ports, ui
 
+    wait = positive_seconds(wait, "wait")
     runner, settings = context_objects(c)
-    env = dev.prepare(settings)
+    env = dev.prepare(settings, app=True)
     reference = images.image_reference(settings, image) if image else None
+    if reference and images.image_id(reference) is None:
+        # Checked here so Compose never pulls it from a registry on its own.
+        raise LhdError(
+            f"Image {reference} not found on this machine. Build it with "
+            "`inv build` (tagged with the commit SHA) or pull it with "
+            f"`docker pull {reference}`."
+        )
     dev.with_env(dev.image_env(reference))
     stack = dev.test_stack(runner, settings, reference)
     ports.check_free(env, stack.project, ports.TEST_PORTS)
@@ -168,6 +148,18 @@ def test(c, shell=False, image=None, wait=180):
             dev.build_args(env),
         )
 
+    with dev.test_run_lock(settings):
+        exit_code = run_test_stack(runner, stack, env, shell, wait)
+    what = "The shell" if shell else "Specs"
+    if exit_code != 0:
+        raise Exit(f"{what} exited with code {exit_code}.", code=exit_code)
+    ui.done("Shell closed" if shell else "Specs passed")
+
+
+def run_test_stack(runner, stack, env, shell: bool, wait: float) -> int:
+    """Start the test stack, run the specs or a shell in it, always remove it."""
+    from lhd import dev, ui
+
     exit_code = 1
     try:
         ui.step(f"Starting the test stack {stack.project}")
@@ -178,7 +170,9 @@ def test(c, shell=False, image=None, wait=180):
         stack.start(["hasura"])
         port = stack.compose_port("hasura", dev.HASURA_PORT, wait)
         stack.wait_for_url(
-            "hasura", f"http://{dev.host_address(env)}:{port}/healthz", wait
+            "hasura",
+            f"http://{dev.url_host(dev.host_address(env))}:{port}/healthz",
+            wait,
         )
 
         if shell:
@@ -199,14 +193,13 @@ def test(c, shell=False, image=None, wait=180):
         with dev.interrupts_deferred():
             ui.step(f"Removing the test stack {stack.project}")
             stack.remove(volumes=True)
-    if exit_code != 0:
-        raise Exit(f"Specs failed with exit code {exit_code}.", code=exit_code)
-    ui.done("Specs passed")
+    return exit_code
 
 
 @task(
     help={
-        "tag": "Image tag (default: the 8-character SHA of HEAD).",
+        "tag": "Image tag (default: the 8-character SHA of HEAD, which needs "
+        "a clean work tree).",
         "cache_from": "Image to use as a build cache, such as the branch-tagged image.",
     }
 )
@@ -219,8 +212,8 @@ def build(c, tag=None, cache_from=None):
     from lhd import dev, images, ui
 
     runner, settings = context_objects(c)
-    env = dev.prepare(settings)
-    tag = tag or images.commit_tag(settings.root)
+    env = dev.prepare(settings, app=True)
+    tag = tag or images.clean_commit_tag(settings.root)
     reference = f"{settings.registry_image}:{tag}"
     ui.step(f"Building {reference}")
     runner.run(
@@ -247,8 +240,14 @@ def logs(c, service=None, follow=False, tail="100"):
     """
     from lhd import dev
 
+    if str(tail) != "all" and not str(tail).isdigit():
+        raise LhdError(f"--tail {tail!r} is not a number of lines (or `all`).")
     runner, settings = context_objects(c)
     dev.prepare(settings)
+    if service and service not in dev.SERVICES:
+        raise LhdError(
+            f"Unknown service {service!r}: use one of {', '.join(dev.SERVICES)}."
+        )
     stack = dev.dev_stack(runner, settings)
     try:
         runner.run(
@@ -272,7 +271,12 @@ def shell(c, service="lucky"):
 
     runner, settings = context_objects(c)
     dev.prepare(settings)
+    if service not in dev.SERVICES:
+        raise LhdError(
+            f"Unknown service {service!r}: use one of {', '.join(dev.SERVICES)}."
+        )
     stack = dev.dev_stack(runner, settings)
+    dev.require_running(stack.project, service)
     tty = dev.stdin_is_terminal()
     command = ["sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
     result = runner.run(
@@ -287,6 +291,9 @@ def shell(c, service="lucky"):
 def run(c):
     """Run a one-off command in a new app container: inv run -- COMMAND...
 
+    The container starts without the other services; to reach the database,
+    start the stack first (`inv up --detach`) or use `inv lucky`.
+
     Example: inv run -- crystal --version
     """
     from lhd import dev
@@ -297,7 +304,7 @@ def run(c):
             "No command given: put it after `--`, as in `inv run -- crystal --version`."
         )
     runner, settings = context_objects(c)
-    dev.prepare(settings)
+    dev.prepare(settings, app=True)
     stack = dev.dev_stack(runner, settings)
     tty = dev.stdin_is_terminal()
     result = runner.run(
@@ -312,19 +319,20 @@ def run(c):
 def lucky(c, name):
     """Run a Lucky task in the app container: inv lucky db.migrate [-- ARGS].
 
+    Needs the development stack running (`inv up --detach`), since Lucky
+    tasks talk to its database.
+
     Example: inv lucky db.rollback_to -- 20240101000000
     """
     from lhd import dev
 
     runner, settings = context_objects(c)
-    dev.prepare(settings)
+    dev.prepare(settings, app=True)
     stack = dev.dev_stack(runner, settings)
+    dev.require_running(stack.project, "lucky")
     command = ["lucky", name, *dev.passthrough_args()]
     tty = dev.stdin_is_terminal()
-    if dev.containers.running(stack.project, "lucky"):
-        argv = stack.compose.exec("lucky", command, tty=tty)
-    else:
-        argv = stack.compose.run("lucky", command, tty=tty)
+    argv = stack.compose.exec("lucky", command, tty=tty)
     result = runner.run(argv, check=False, interactive=True)
     if result.exited != 0:
         raise Exit(code=result.exited)
@@ -333,15 +341,16 @@ def lucky(c, name):
 @task
 @reported
 def psql(c):
-    """Open psql on the development database.
+    """Open psql on the development database: inv psql [-- PSQL ARGS].
 
-    Example: inv psql
+    Example: inv psql -- -c 'select count(*) from users'
     """
     from lhd import dev
 
     runner, settings = context_objects(c)
     dev.prepare(settings)
     stack = dev.dev_stack(runner, settings)
+    dev.require_running(stack.project, "postgres")
     database = f"{settings.project_name}_development"
     command = ["psql", "--username", "postgres", database, *dev.passthrough_args()]
     tty = dev.stdin_is_terminal()
@@ -388,5 +397,5 @@ def check(c):
 
 
 namespace = Collection(
-    up, down, test, build, logs, shell, run, lucky, psql, status, check
+    up, down, test, build, logs, shell, run, lucky, psql, status, check, *citasks.TASKS
 )

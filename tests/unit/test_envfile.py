@@ -83,3 +83,14 @@ def test_read_unreadable_names_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(type(path), "open", deny)
     with pytest.raises(LhdError, match="not readable.*chmod 600"):
         envfile.read(path)
+
+
+@pytest.mark.parametrize("line", ["NOT A SETTING", "KEY='unterminated", "=value"])
+def test_read_rejects_unparsable_line(tmp_path, line):
+    path = tmp_path / ".env"
+    path.write_text(f"A='1'\n{line}\nB='2'\n")
+    with pytest.raises(LhdError) as raised:
+        envfile.read(path)
+    message = str(raised.value)
+    assert "line 2:" in message
+    assert "NAME='value'" in message

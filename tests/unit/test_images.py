@@ -44,5 +44,6 @@ def test_build_production_argv(tmp_path):
         "docker", "build",
         "--file", str(tmp_path / "Docker" / "lucky" / "Dockerfile.prod"),
         "--tag", "r.invalid/demo/lucky:abcd1234", "--build-arg", "CRYSTAL_IMAGE=c:1",
-        "--cache-from", "r.invalid/demo/lucky:main", str(tmp_path),
+        "--cache-from", "r.invalid/demo/lucky:main",
+        "--build-arg", "BUILDKIT_INLINE_CACHE=1", str(tmp_path),
     ]  # fmt: skip

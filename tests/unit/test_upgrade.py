@@ -28,15 +28,23 @@ def test_rename_in_same_file(tmp_path):
 def test_target_value_wins(tmp_path):
     (tmp_path / ".env").write_text("X='old'\n")
     (tmp_path / ".env.x").write_text("X='new'\n")
-    assert upgrade.move_env(tmp_path, "X", ".env", ".env.x") == "kept X already in .env.x"
+    assert (
+        upgrade.move_env(tmp_path, "X", ".env", ".env.x") == "kept X already in .env.x"
+    )
     assert (tmp_path / ".env").read_text() == "\n"
     assert (tmp_path / ".env.x").read_text() == "X='new'\n"
 
 
 def test_missing_source_or_name_is_a_no_op(tmp_path):
-    assert upgrade.move_env(tmp_path, "X", ".env", ".env.x") == ".env not found; nothing to move"
+    assert (
+        upgrade.move_env(tmp_path, "X", ".env", ".env.x")
+        == ".env not found; nothing to move"
+    )
     (tmp_path / ".env").write_text("Y='1'\n")
-    assert upgrade.move_env(tmp_path, "X", ".env", ".env.x") == "X not in .env; nothing to move"
+    assert (
+        upgrade.move_env(tmp_path, "X", ".env", ".env.x")
+        == "X not in .env; nothing to move"
+    )
     assert not (tmp_path / ".env.x").exists()
 
 
@@ -44,4 +52,6 @@ def test_main_logs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("X='1'\n")
     assert upgrade.main(["move-env", "X", ".env", ".env.x"]) == 0
-    assert "moved X from .env to .env.x" in (tmp_path / ".lhd" / "upgrade.log").read_text()
+    assert (
+        "moved X from .env to .env.x" in (tmp_path / ".lhd" / "upgrade.log").read_text()
+    )
