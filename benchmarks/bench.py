@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import json
 import os
 import platform
 import shutil
@@ -231,6 +232,49 @@ def bench_copier(workdir: Path, runs: int) -> Result:
     )
 
 
+def bench_deploy() -> list[Result]:
+    """Run the deploy benchmark of the stack tests and read what it printed."""
+    command = [
+        sys.executable, "-m", "pytest", "tests/stack/test_deploy.py", "-q", "-s",
+        "-p", "no:cacheprovider", "-m", "benchmark or not benchmark",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    lines = [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("BENCHMARK-DEPLOY ")
+    ]
+    if not lines:
+        tail = "\n".join(result.stdout.splitlines()[-15:])
+        return [
+            Result(
+                "fab deploy under load",
+                "not measured",
+                "0 failed requests",
+                False,
+                tail,
+            )
+        ]
+    report = json.loads(lines[-1].split(" ", 1)[1])
+    ratio = report["fab_deploy_seconds"] / report["stack_deploy_converged_seconds"]
+    return [
+        Result(
+            "failed requests during fab deploy",
+            f"{report['fab_deploy_failed_requests']} of {report['fab_deploy_requests']}",
+            "0",
+            report["fab_deploy_failed_requests"] == 0,
+            f"bare stack deploy: {report['stack_deploy_failed_requests']} of {report['stack_deploy_requests']}",
+        ),
+        Result(
+            "fab deploy / docker stack deploy until converged",
+            f"{ratio:.2f}× ({report['fab_deploy_seconds']:.1f} s / {report['stack_deploy_converged_seconds']:.1f} s)",
+            "none set",
+            True,
+            f"the bare command alone returns in {report['stack_deploy_command_seconds']:.1f} s",
+        ),
+    ]
+
+
 def fmt(samples: list[float]) -> str:
     return ", ".join(f"{sample:.2f}" for sample in samples) + " s"
 
@@ -261,6 +305,11 @@ def main() -> int:
         default=3,
         help="Repetitions of each timed command (default: 3).",
     )
+    parser.add_argument(
+        "--skip-deploy",
+        action="store_true",
+        help="Leave out the deploy benchmark, which takes about 8 minutes.",
+    )
     arguments = parser.parse_args()
 
     from images.build import build_all
@@ -280,6 +329,8 @@ def main() -> int:
             [str(BIN / "inv"), "down", "--volumes"], cwd=root, capture_output=True
         )
         shutil.rmtree(workdir, ignore_errors=True)
+    if not arguments.skip_deploy:
+        results += bench_deploy()
     print_table(results)
     return 0
 

@@ -54,6 +54,11 @@ class SshServer:
     def host(self) -> str:
         return f"{self.user}@127.0.0.1:{self.port}"
 
+    @property
+    def known_hosts(self) -> Path:
+        """The known_hosts file with this server's key, for LHD_KNOWN_HOSTS."""
+        return self.folder / "known_hosts"
+
     def fab(self, project: Path, *args: str, env=None, timeout=900, stdin=None):
         """Run `fab -H <this server> ARGS` in `project`, without a terminal."""
         import sys
@@ -62,7 +67,11 @@ class SshServer:
         return subprocess.run(
             [fab, "-H", self.host, "-i", str(self.key), *args],
             cwd=project,
-            env={**os.environ, **(env or {})},
+            env={
+                **os.environ,
+                "LHD_KNOWN_HOSTS": str(self.known_hosts),
+                **(env or {}),
+            },
             stdin=subprocess.DEVNULL if stdin is None else None,
             input=stdin,
             capture_output=True,
@@ -117,6 +126,10 @@ def start() -> tuple[SshServer, subprocess.Popen]:
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "user_key"))
     shutil.copy(folder / "user_key.pub", folder / "authorized_keys")
     port = free_port()
+    # Fabric's tasks accept only known host keys; `fab` reads this file
+    # through LHD_KNOWN_HOSTS.
+    host_key = (folder / "host_ed25519.pub").read_text().split()[:2]
+    (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
     config = folder / "sshd_config"
     config.write_text(CONFIG.format(port=port, folder=folder, user=USER))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)

@@ -70,17 +70,17 @@ def ensure_watch_settings(root: Path) -> list[str]:
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     changed = []
     for key, value in WATCH_SETTINGS.items():
-        wanted = f"{key}: {value}"
+        expected = f"{key}: {value}"
         index = next(
             (i for i, line in enumerate(lines) if line.startswith(f"{key}:")), None
         )
         if index is None:
-            lines.append(wanted)
-        elif lines[index].strip() != wanted:
-            lines[index] = wanted
+            lines.append(expected)
+        elif lines[index].strip() != expected:
+            lines[index] = expected
         else:
             continue
-        changed.append(wanted)
+        changed.append(expected)
     if changed:
         path.parent.mkdir(exist_ok=True)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

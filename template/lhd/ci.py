@@ -213,7 +213,7 @@ class SshServer:
 
 
 def known_host_lines(known_hosts: str, server: SshServer) -> list[str]:
-    """Return the known_hosts lines that contain a key for `server`; raise when none does.
+    """Return the known_hosts lines with a key for `server`; raise when none does.
 
     Hashed host names (`ssh-keyscan -H`) are matched too.
 

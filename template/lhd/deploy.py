@@ -59,7 +59,7 @@ def migrations_network(stack: str) -> str:
 def lucky_run_argv(
     stack: str, image: str, version: str, env_file: str, command: list[str]
 ) -> list[str]:
-    """Return a one-off Lucky container on the migrations network.
+    """Return the argv of a one-off Lucky container on the migrations network.
 
     Its variables come by name from .env.production, so no value is on the
     command line.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from invoke import Collection, Exit, task
 
 from lhd import citasks
@@ -148,8 +150,14 @@ def test(c, shell=False, image=None, wait=180):
             dev.build_args(env),
         )
 
-    with dev.test_run_lock(settings):
-        exit_code = run_test_stack(runner, stack, env, shell, wait)
+    try:
+        with dev.test_run_lock(settings):
+            exit_code = run_test_stack(runner, stack, env, shell, wait)
+    except KeyboardInterrupt as interruption:
+        number = getattr(interruption, "signal_number", signal.SIGINT)
+        raise Exit(
+            "Interrupted; the test stack was removed.", code=128 + number
+        ) from None
     what = "The shell" if shell else "Specs"
     if exit_code != 0:
         raise Exit(f"{what} exited with code {exit_code}.", code=exit_code)

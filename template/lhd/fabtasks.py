@@ -12,6 +12,7 @@ from invoke import Collection
 
 from lhd.devtasks import reported
 from lhd.errors import LhdError
+from lhd.monitoring_tasks import swarmprom
 
 TIMEOUT_HELP = "Seconds to wait for the services to converge (default: 600)."
 RESOLVE_HELP = (
@@ -25,13 +26,14 @@ def remote_of(c):
     """Return a runner on the server of connection `c`; raise LhdError without -H."""
     from fabric import Connection
 
-    from lhd.remote import RemoteRunner
+    from lhd.remote import RemoteRunner, open_verified
 
     if not isinstance(c, Connection):
         raise LhdError(
             "This task runs on a server: name it with -H, as in "
             "`fab -H deploy@example.org status`."
         )
+    open_verified(c)
     return RemoteRunner(c)
 
 
@@ -334,13 +336,5 @@ def htpasswd(c, user, scheme="bcrypt"):
 namespace = Collection(
     bootstrap, deploy, rollback, unlock, status, logs, backup, restore, htpasswd
 )
-
-# Monitoring tasks live in their own module, which the monitoring files add.
-# NOTE: the ImportError fallback keeps this namespace working before that
-# module exists; remove it once lhd/monitoring_tasks.py is part of the template.
-try:
-    from lhd.monitoring_tasks import swarmprom
-except ImportError:
-    pass
-else:
-    namespace.add_task(swarmprom)
+# The monitoring stack's task lives in its own module.
+namespace.add_task(swarmprom)

@@ -68,12 +68,20 @@ def pull_on(remote: RemoteRunner) -> Callable[[str], bool]:
 
 
 def login(remote: RemoteRunner, host: str, user: str, password: str) -> None:
-    remote.run(
-        login_argv(host, user),
-        stdin=password,
-        hide=True,
-        what=f"Logging in to the registry {host} as {user}",
-    )
+    try:
+        remote.run(
+            login_argv(host, user),
+            stdin=password,
+            hide=True,
+            what=f"Logging in to the registry {host} as {user}",
+        )
+    except LhdError as error:
+        raise LhdError(
+            f"{error}\nCheck the registry host (registry_image in lhd.toml), the "
+            "user (--registry-user) and the password or token "
+            "(LHD_REGISTRY_PASSWORD), then run bootstrap again: it keeps what "
+            "it already wrote."
+        ) from error
 
 
 def tags_to_remove(tags: Sequence[str], kept: Sequence[str]) -> list[str]:

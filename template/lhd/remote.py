@@ -28,12 +28,78 @@ def with_env_file(
 ) -> list[str]:
     """Return `argv` wrapped so it runs with the variables of `env_file`.
 
-    `extra` holds values that are not secret (such as LUCKY_IMAGE); they
+    `extra` contains values that are not secret (such as LUCKY_IMAGE); they
     are set with `env NAME=value` and so appear on the command line.
     """
     assignments = [f"{name}={value}" for name, value in (extra or {}).items()]
     prefix = ["env", *assignments] if assignments else []
     return ["sh", "-c", ENV_FILE_SCRIPT, "lhd-env", env_file, *prefix, *argv]
+
+
+# A known_hosts file read besides ~/.ssh/known_hosts, for CI jobs and tests.
+KNOWN_HOSTS_VARIABLE = "LHD_KNOWN_HOSTS"
+CONNECT_TIMEOUT = 20  # seconds, unless ssh_config or -t sets another
+
+
+def open_verified(connection) -> None:
+    """Open the SSH connection, accepting only a host key that known_hosts lists.
+
+    Fabric accepts any host key by default; a deploy that sends secrets and
+    database dumps must know whom it talks to. Connection failures become
+    LhdError with what to check.
+    """
+    import os
+
+    from paramiko import RejectPolicy
+    from paramiko.ssh_exception import (
+        AuthenticationException,
+        BadHostKeyException,
+        SSHException,
+    )
+
+    client = connection.client
+    client.load_system_host_keys()
+    extra = os.environ.get(KNOWN_HOSTS_VARIABLE)
+    if extra:
+        try:
+            client.load_host_keys(extra)
+        except OSError as error:
+            raise LhdError(
+                f"{KNOWN_HOSTS_VARIABLE}={extra}: {error.strerror}."
+            ) from error
+    client.set_missing_host_key_policy(RejectPolicy())
+    connection.connect_timeout = connection.connect_timeout or CONNECT_TIMEOUT
+    address = f"{connection.user}@{connection.host}:{connection.port}"
+    try:
+        connection.open()
+    except BadHostKeyException as error:
+        raise LhdError(
+            f"The host key of {connection.host} does not match the one in "
+            "known_hosts: the server was reinstalled, or someone is in between. "
+            "Check the fingerprint with the server's administrator before you "
+            f"replace the line (`ssh-keygen -R {connection.host}`)."
+        ) from error
+    except AuthenticationException as error:
+        raise LhdError(
+            f"{address} rejected the SSH login ({error}). Check the user in -H "
+            "and the key (-i, or your ssh-agent)."
+        ) from error
+    except SSHException as error:
+        if "known_hosts" not in str(error):
+            raise LhdError(f"SSH to {address} failed: {error}") from error
+        raise LhdError(
+            f"The host key of {connection.host} is not in ~/.ssh/known_hosts "
+            f"(or the file in {KNOWN_HOSTS_VARIABLE}), so the server cannot be "
+            f"verified. Connect once with `ssh -p {connection.port} "
+            f"{connection.user}@{connection.host}` and check the fingerprint it "
+            "shows, then run this again."
+        ) from error
+    except OSError as error:
+        raise LhdError(
+            f"Cannot connect to {address}: {error}. Check the host and port "
+            "given with -H, that sshd runs there and that no firewall blocks "
+            "the port."
+        ) from error
 
 
 class RemoteRunner:

@@ -7,6 +7,7 @@ unquoted.
 from __future__ import annotations
 
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -82,15 +83,19 @@ class Runner:
         """Run `argv` in this process group with inherited standard streams.
 
         Ctrl-C goes to the whole foreground process group, so the command
-        (and through Compose, the container) gets it too; this process then
-        waits for the command to stop before raising KeyboardInterrupt.
+        (and through Compose, the container) gets it too. This process then
+        waits for the command to stop before it raises KeyboardInterrupt.
         """
         if self.context.config.run.echo:
             print(shlex.join(argv), flush=True)
         process = subprocess.Popen(list(argv))
         try:
             exit_code = process.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interruption:
+            if getattr(interruption, "signal_number", None) is not None:
+                # SIGTERM or SIGHUP reached this process alone; stop the
+                # command the way Ctrl-C would have.
+                process.send_signal(signal.SIGINT)
             try:
                 process.wait(timeout=INTERRUPT_GRACE_SECONDS)
             except subprocess.TimeoutExpired:

@@ -1,4 +1,4 @@
-"""What every task shares: error reporting, signals, the runner and settings."""
+"""Helpers every task uses: error reporting, signals, the runner and settings."""
 
 from __future__ import annotations
 

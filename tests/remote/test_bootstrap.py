@@ -236,7 +236,7 @@ def test_interrupted_deploy_releases_lock(tmp_path_factory, ssh_server):
                 "--subtractive",
             ],
             cwd=root,
-            env={**os.environ, **env},
+            env={**os.environ, "LHD_KNOWN_HOSTS": str(ssh_server.known_hosts), **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

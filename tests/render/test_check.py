@@ -23,7 +23,9 @@ def test_check_lists_boilerplate_leftovers(tmp_path):
     (root / "script" / "up").write_text("#!/bin/bash\n")
     (root / "up.yml").write_text("rebuild: []\n")
     (root / "Docker" / "docker-compose.swarm.yml").write_text("services: {}\n")
-    (root / "config" / "deploy.cr").write_text('REPO = "GITLAB_USER/GITLAB_REPO_NAME"\n')
+    (root / "config" / "deploy.cr").write_text(
+        'REPO = "GITLAB_USER/GITLAB_REPO_NAME"\n'
+    )
     result = subprocess.run([INV, "check"], cwd=root, capture_output=True, text=True)
     assert result.returncode == 1
     output = " ".join(result.stdout.split())

@@ -238,7 +238,11 @@ def test_copy_into_lucky_project(tmp_path):
     assert ".env.production\n" in gitignore
     readme = (root / "README.md").read_text()
     assert "LHD" not in readme.splitlines()[0]
-    assert (root / "LHD.md").read_text().startswith("# fixture_app: Lucky, Hasura and Postgres")
+    assert (
+        (root / "LHD.md")
+        .read_text()
+        .startswith("# fixture_app: Lucky, Hasura and Postgres")
+    )
     assert "Lucky" in (root / "src" / "start_server.cr").read_text()
     listed = subprocess.run(
         [str(Path(sys.executable).parent / "inv"), "--list"],

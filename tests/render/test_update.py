@@ -8,9 +8,12 @@ from pathlib import Path
 
 import copier
 import pytest
+
 from conftest import REPO, copy_fixture_app, git
 
-LUCKY_COMPOSE = "services:\n  lucky:\n    build:\n      dockerfile: docker/development.dockerfile\n"
+LUCKY_COMPOSE = (
+    "services:\n  lucky:\n    build:\n      dockerfile: docker/development.dockerfile\n"
+)
 
 
 def working_tree_files() -> list[str]:
@@ -21,7 +24,9 @@ def working_tree_files() -> list[str]:
         text=True,
         check=True,
     )
-    return [name for name in listed.stdout.split("\0") if name and (REPO / name).is_file()]
+    return [
+        name for name in listed.stdout.split("\0") if name and (REPO / name).is_file()
+    ]
 
 
 def replace_in(path: Path, old: str, new: str) -> None:
@@ -45,19 +50,34 @@ def template_versions(tmp_path_factory) -> Path:
     template = repo / "template"
     # v0.2.0 renames a file, renames a setting (with a migration for the
     # user's .env), changes a default and changes lines users also edit.
-    git(repo, "mv", "template/Docker/compose.image.yml", "template/Docker/compose.release-image.yml")
-    replace_in(template / "lhd" / "compose.py", '"compose.image.yml"', '"compose.release-image.yml"')
+    git(
+        repo,
+        "mv",
+        "template/Docker/compose.image.yml",
+        "template/Docker/compose.release-image.yml",
+    )
+    replace_in(
+        template / "lhd" / "compose.py",
+        '"compose.image.yml"',
+        '"compose.release-image.yml"',
+    )
     replace_in(template / ".env.example", "LUCKY_PORT=", "APP_PORT=")
-    replace_in(template / "Docker" / "compose.dev.yml", "${LUCKY_PORT:-5000}", "${APP_PORT:-5000}")
+    replace_in(
+        template / "Docker" / "compose.dev.yml",
+        "${LUCKY_PORT:-5000}",
+        "${APP_PORT:-5000}",
+    )
     replace_in(template / "lhd" / "ports.py", '"LUCKY_PORT": 5000', '"APP_PORT": 5000')
-    replace_in(template / "lhd" / "devtasks.py", "env.get('LUCKY_PORT'", "env.get('APP_PORT'")
+    replace_in(
+        template / "lhd" / "devtasks.py", "env.get('LUCKY_PORT'", "env.get('APP_PORT'"
+    )
     replace_in(template / "LHD.md.jinja", "## First commands", "## Getting started")
     replace_in(repo / "copier.yml", "  default: gitlab\n", "  default: github\n")
     replace_in(
         repo / "copier.yml",
         "# ---------------------------------------------------------------------------\n# Project\n",
         "_migrations:\n"
-        '  - version: v0.2.0\n'
+        "  - version: v0.2.0\n"
         '    command: ["{{ _copier_python }}", "-m", "lhd.upgrade", "move-env",'
         ' "LUCKY_PORT", ".env", ".env", "--rename", "APP_PORT"]\n'
         "    when: \"{{ _stage == 'after' }}\"\n\n"
@@ -67,7 +87,11 @@ def template_versions(tmp_path_factory) -> Path:
     git(repo, "commit", "--quiet", "--message", "Rename LUCKY_PORT to APP_PORT")
     git(repo, "tag", "v0.2.0")
 
-    replace_in(template / "Docker" / "compose.test.yml", "# Tests: `inv test` runs", "# Tests: the `inv test` task runs")
+    replace_in(
+        template / "Docker" / "compose.test.yml",
+        "# Tests: `inv test` runs",
+        "# Tests: the `inv test` task runs",
+    )
     git(repo, "commit", "--quiet", "--all", "--message", "Reword a comment")
     git(repo, "tag", "v0.3.0")
     return repo
@@ -89,7 +113,11 @@ def updated(template_versions, tmp_path_factory):
     git(root, "commit", "--quiet", "--message", "Add LHD v0.1.0")
 
     # The user's own edits, one beside a template change and one on it.
-    replace_in(root / "Docker" / "compose.dev.yml", "      LUCKY_ENV: development\n", "      LUCKY_ENV: development\n      FEATURE_FLAGS: beta\n")
+    replace_in(
+        root / "Docker" / "compose.dev.yml",
+        "      LUCKY_ENV: development\n",
+        "      LUCKY_ENV: development\n      FEATURE_FLAGS: beta\n",
+    )
     replace_in(root / "LHD.md", "## First commands", "## Our first commands")
     # Lucky's compose file back, to see that the post-copy task stays idle.
     (root / "docker-compose.yml").write_text(LUCKY_COMPOSE)
@@ -159,5 +187,8 @@ def test_migration_not_rerun_past_its_version(updated):
         conflict="inline", quiet=True,
     )  # fmt: skip
     assert "_commit: v0.3.0" in (updated / ".copier-answers.yml").read_text()
-    assert "# Tests: the `inv test` task runs" in (updated / "Docker" / "compose.test.yml").read_text()
+    assert (
+        "# Tests: the `inv test` task runs"
+        in (updated / "Docker" / "compose.test.yml").read_text()
+    )
     assert len((updated / ".lhd" / "upgrade.log").read_text().splitlines()) == 1

@@ -467,6 +467,7 @@ def test_concurrent_deploy_is_refused(server):
         **os.environ,
         "LHD_AUDIT_LOG": str(server.audit_log),
         "LHD_SEND_GRID_KEY": SEND_GRID_KEY,
+        "LHD_KNOWN_HOSTS": str(server.ssh.known_hosts),
     }
     first = subprocess.Popen(
         [
@@ -621,3 +622,89 @@ def test_no_secret_in_argv_or_output(server):
         assert value not in argv_text, f"{key} in a recorded command line"
         assert value not in sampled, f"{key} in a process command line"
         assert value not in outputs, f"{key} in the output of a task"
+
+
+def converge(stack: str, service: str, image: str, timeout: float = 400) -> None:
+    """Wait until every running task of the service uses `image`."""
+    deadline = time.monotonic() + timeout
+    name = f"{stack}_{service}"
+    while time.monotonic() < deadline:
+        state = run(
+            ["docker", "service", "inspect", "--format", "{{json .UpdateStatus}}", name]
+        ).strip()
+        tasks = run(
+            [
+                "docker",
+                "service",
+                "ps",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Image}} {{.CurrentState}}",
+                name,
+            ]
+        )
+        lines = [line for line in tasks.splitlines() if line]
+        done = state in ("null", "") or '"completed"' in state
+        if (
+            done
+            and lines
+            and all(line.startswith(image) and "Running" in line for line in lines)
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} did not converge on {image}")
+
+
+@pytest.mark.benchmark
+def test_benchmark_deploy_against_stack_deploy(server):
+    """Print the deploy's failed requests and wall time beside a bare stack deploy.
+
+    A benchmark, not a check of speed: run by `nox -s benchmark`, deselected
+    from the test suite, and it asserts only that both deploys happened.
+    """
+    repository = f"{server.registry}/lhdtest/fixture-app/lucky"
+    load = Load(server)
+    load.thread.start()
+    started = time.monotonic()
+    result = server.fab("deploy", server.versions["two"], *DEPLOY_OPTIONS)
+    fab_seconds = time.monotonic() - started
+    load.stop.set()
+    load.thread.join()
+    check(result)
+    fab_requests, fab_failures = load.count, len(load.failures)
+
+    release = server.root / "releases" / server.versions["one"]
+    files = []
+    for name in ("compose.yml", "compose.prod.yml", "compose.swarm.yml"):
+        files += ["--compose-file", str(release / "Docker" / name)]
+    image = f"{repository}:{server.versions['one']}"
+    env_script = 'set -a && . "$1" && set +a && shift && exec "$@"'
+    load = Load(server)
+    load.thread.start()
+    started = time.monotonic()
+    run(
+        ["sh", "-c", env_script, "lhd-env", str(server.env_file), "env",
+         f"LUCKY_IMAGE={image}", f"APP_VERSION={server.versions['one']}",
+         f"RELEASE_DIR={release}", "docker", "stack", "deploy",
+         "--resolve-image", "never", *files, STACK],
+    )  # fmt: skip
+    bare_command_seconds = time.monotonic() - started
+    converge(STACK, "lucky", image)
+    bare_seconds = time.monotonic() - started
+    load.stop.set()
+    load.thread.join()
+    bare_requests, bare_failures = load.count, len(load.failures)
+
+    report = {
+        "fab_deploy_seconds": round(fab_seconds, 2),
+        "fab_deploy_requests": fab_requests,
+        "fab_deploy_failed_requests": fab_failures,
+        "stack_deploy_command_seconds": round(bare_command_seconds, 2),
+        "stack_deploy_converged_seconds": round(bare_seconds, 2),
+        "stack_deploy_requests": bare_requests,
+        "stack_deploy_failed_requests": bare_failures,
+    }
+    print("BENCHMARK-DEPLOY " + json.dumps(report))
+    assert fab_requests > 0
+    assert bare_requests > 0

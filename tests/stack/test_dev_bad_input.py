@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import copy_fixture_app, generate
 
 INV = str(Path(sys.executable).parent / "inv")
@@ -39,7 +40,9 @@ def free_port() -> int:
 
 
 def containers(client, project: str) -> list:
-    return client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+    return client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={project}"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,9 @@ def interrupt_when(root: Path, args: list[str], marker: str, timeout: float = 30
 
 
 def test_interrupted_up_resumes(project, docker_engine):
-    code, output = interrupt_when(project, ["up", "--detach"], "Preparing the development database")
+    code, output = interrupt_when(
+        project, ["up", "--detach"], "Preparing the development database"
+    )
     assert code == 130, output
     assert "Interrupted. Containers that were started keep running" in output
     result = inv(project, "up", "--detach")
@@ -96,11 +101,35 @@ def test_interrupted_up_resumes(project, docker_engine):
 
 
 def test_interrupted_test_removes_test_stack(project, docker_engine):
-    code, output = interrupt_when(project, ["test", "--", "spec/version_spec.cr"], "Migrating the test database")
+    code, output = interrupt_when(
+        project, ["test", "--", "spec/version_spec.cr"], "Migrating the test database"
+    )
     assert code != 0, output
     assert f"Removing the test stack {PROJECT}_test" in output
+    assert "Interrupted; the test stack was removed." in output
     assert containers(docker_engine, f"{PROJECT}_test") == []
-    assert not docker_engine.networks.list(filters={"label": f"com.docker.compose.project={PROJECT}_test"})
+    assert not docker_engine.networks.list(
+        filters={"label": f"com.docker.compose.project={PROJECT}_test"}
+    )
+
+
+def test_terminated_test_removes_test_stack(project, docker_engine):
+    """SIGTERM to inv alone, as a CI runner cancelling a job sends it."""
+    process = subprocess.Popen(
+        [INV, "test", "--", "spec/version_spec.cr"], cwd=project, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "Running crystal spec" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    rest, _ = process.communicate(timeout=120)
+    text = "".join(output) + rest
+    assert process.returncode == 128 + signal.SIGTERM, text
+    assert "Interrupted; the test stack was removed." in text
+    assert containers(docker_engine, f"{PROJECT}_test") == []
 
 
 def test_hasura_that_cannot_start_is_named(project):
@@ -157,7 +186,9 @@ def test_malformed_env_line(project):
 def test_no_engine_names_docker_host(project):
     result = inv(project, "up", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert result.returncode == 1
-    assert "No running Docker engine at unix:///nonexistent/docker.sock" in result.stderr
+    assert (
+        "No running Docker engine at unix:///nonexistent/docker.sock" in result.stderr
+    )
     assert "Start Docker" in result.stderr
 
 

@@ -164,7 +164,10 @@ def test_console_migration_mode_off(dev_stack):
     assert console.status_code == 200
     # The browser must reach Hasura and the console API on the host's ports.
     assert f"Endpoint: http://127.0.0.1:{ports['HASURA_PORT']}." in console.text
-    assert f"Console API: http://127.0.0.1:{ports['HASURA_CONSOLE_API_PORT']}." in console.text
+    assert (
+        f"Console API: http://127.0.0.1:{ports['HASURA_CONSOLE_API_PORT']}."
+        in console.text
+    )
 
 
 def test_env_file_private_and_ignored(dev_stack):
@@ -246,6 +249,19 @@ def test_dev_database_untouched_by_tests(dev_stack, docker_engine):
     assert f"{PROJECT}_test" not in databases
 
 
+def test_postgres_health_check_logs_no_errors(dev_stack, docker_engine):
+    (container,) = docker_engine.containers.list(
+        filters={
+            "label": [
+                f"com.docker.compose.project={PROJECT}",
+                "com.docker.compose.service=postgres",
+            ]
+        }
+    )
+    assert container.attrs["State"]["Health"]["Status"] == "healthy"
+    assert "does not exist" not in container.logs().decode()
+
+
 def test_build_then_test_production_image(dev_stack, docker_engine):
     root, _ = dev_stack
     from lhd import envfile
@@ -268,7 +284,9 @@ def test_build_then_test_production_image(dev_stack, docker_engine):
     stamp = docker_engine.containers.run(image.id, ["bin/last_migration"], remove=True)
     assert stamp.decode().strip() == "20240101000000"
     unhealthy = subprocess.run(
-        ["docker", "run", "--rm", image.id, "bin/healthcheck"], capture_output=True, text=True
+        ["docker", "run", "--rm", image.id, "bin/healthcheck"],
+        capture_output=True,
+        text=True,
     )
     assert unhealthy.returncode == 1
     assert "healthcheck: http://127.0.0.1:5000/version" in unhealthy.stderr

@@ -927,7 +927,12 @@ def test_lucky_serves_version_then_503(resources, images, app_dir):
     assert unavailable.status_code == 503
     assert "error" in unavailable.json()
 
-    log = server.logs(stdout=True, stderr=False).decode()
+    def log_with_503():
+        text = server.logs(stdout=True, stderr=False).decode()
+        return text if "GET /version - 503" in text else None
+
+    # The server logs a request after it has answered it.
+    log = wait_until(log_with_503, HTTP_READY_SECONDS, "the log line of the 503 answer")
     assert "GET /version - 200" in log
     assert "GET /version - 503" in log
 
@@ -937,15 +942,18 @@ def test_lucky_serves_version_then_503(resources, images, app_dir):
 
 
 def test_lucky_watch_reads_watch_yml(resources, images, app_dir):
+    # The fixture keeps Lucky's own 127.0.0.1:3000, which LHD's post-copy
+    # task rewrites; this test writes the address itself.
+    (app_dir / "config" / "watch.yml").write_text("host: 0.0.0.0\nport: 5055\n")
     server = resources.run(
         images["crystal"],
         "lucky-watch",
         working_dir="/app",
         volumes={str(app_dir): {"bind": "/app"}},
-        ports=loopback_port("5000/tcp"),
+        ports=loopback_port("5055/tcp"),
         command=["lucky", "watch"],
     )
-    url = published_url(server, "5000/tcp")
+    url = published_url(server, "5055/tcp")
     home = wait_until(
         lambda: httpx.get(f"{url}/", timeout=5),
         HTTP_READY_SECONDS,

@@ -41,7 +41,11 @@ def test_empty_folder_is_a_no_op(tmp_path):
 
 def test_gitignore_gets_missing_rules(tmp_path):
     (tmp_path / ".gitignore").write_text("/lib/\n.env")
-    assert adopt.ensure_gitignore(tmp_path) == [".env.production", "/.lhd/", "__pycache__/"]
+    assert adopt.ensure_gitignore(tmp_path) == [
+        ".env.production",
+        "/.lhd/",
+        "__pycache__/",
+    ]
     text = (tmp_path / ".gitignore").read_text()
     assert text.startswith("/lib/\n.env\n")
     assert text.count(".env\n") == 1
@@ -50,7 +54,11 @@ def test_gitignore_gets_missing_rules(tmp_path):
 
 def test_watch_settings_keep_other_keys(tmp_path):
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "watch.yml").write_text("host: 127.0.0.1\nport: 3000\nreload_port: 3001\n")
+    (tmp_path / "config" / "watch.yml").write_text(
+        "host: 127.0.0.1\nport: 3000\nreload_port: 3001\n"
+    )
     assert adopt.ensure_watch_settings(tmp_path) == ["host: 0.0.0.0", "port: 5000"]
-    assert (tmp_path / "config" / "watch.yml").read_text() == "host: 0.0.0.0\nport: 5000\nreload_port: 3001\n"
+    assert (
+        tmp_path / "config" / "watch.yml"
+    ).read_text() == "host: 0.0.0.0\nport: 5000\nreload_port: 3001\n"
     assert adopt.ensure_watch_settings(tmp_path) == []
