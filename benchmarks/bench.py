@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -239,11 +240,8 @@ def bench_deploy() -> list[Result]:
         "-p", "no:cacheprovider", "-m", "benchmark or not benchmark",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    lines = [
-        line
-        for line in result.stdout.splitlines()
-        if line.startswith("BENCHMARK-DEPLOY ")
-    ]
+    # pytest prints progress dots before the line on the same row.
+    lines = re.findall(r"BENCHMARK-DEPLOY (\{.*\})", result.stdout)
     if not lines:
         tail = "\n".join(result.stdout.splitlines()[-15:])
         return [
@@ -255,7 +253,7 @@ def bench_deploy() -> list[Result]:
                 tail,
             )
         ]
-    report = json.loads(lines[-1].split(" ", 1)[1])
+    report = json.loads(lines[-1])
     ratio = report["fab_deploy_seconds"] / report["stack_deploy_converged_seconds"]
     return [
         Result(

@@ -20,7 +20,8 @@ KEEP_BACKUPS = 10
 BACKUP_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]+\.dump$")
 # Redirect standard output to, or input from, the file in $1, then run the
 # rest of the arguments.
-TO_FILE_SCRIPT = 'out="$1" && shift && "$@" > "$out"'
+# umask 077: a dump holds every row, so only the deploy user may read it.
+TO_FILE_SCRIPT = 'umask 077 && out="$1" && shift && "$@" > "$out"'
 FROM_FILE_SCRIPT = 'in="$1" && shift && exec "$@" < "$in"'
 DUMP_SCRIPT = 'exec pg_dump --format=custom --username "$POSTGRES_USER" "$POSTGRES_DB"'
 RESTORE_SCRIPT = (

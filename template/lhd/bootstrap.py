@@ -104,6 +104,7 @@ def write_env(
     current = prodenv.parse(content) if content is not None else {}
     if not current.get("APP_DOMAIN") and not inputs.domain and settings.app_domain:
         inputs.domain = settings.app_domain
+    check_database_credentials(remote, paths, current)
     changes = prodenv.complete(
         current, supplied_values(inputs, current), settings, paths
     )
@@ -112,6 +113,32 @@ def write_env(
     else:
         remote.run(["chmod", "600", paths.env_file], hide=True, what="Setting mode")
     return sorted(changes)
+
+
+# Postgres keeps these in its data folder from the first start on; new
+# generated values would lock the app out of an existing database.
+DATABASE_KEYS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+# True for a folder with entries, or one this user cannot read (Postgres
+# makes its files private to its own user, so unreadable means in use).
+HOLDS_FILES = '[ -d "$1" ] && { ! [ -r "$1" ] || [ -n "$(ls -A "$1")" ]; }'
+
+
+def check_database_credentials(
+    remote: RemoteRunner, paths: ServerPaths, current: dict[str, str]
+) -> None:
+    """Refuse to generate database credentials for a database that exists."""
+    missing = [key for key in DATABASE_KEYS if not current.get(key)]
+    if not missing:
+        return
+    if not remote.succeeds(["sh", "-c", HOLDS_FILES, "sh", paths.postgres_dir]):
+        return
+    raise LhdError(
+        f"{paths.env_file} on {remote.host} has no value for {', '.join(missing)}, "
+        f"but {paths.postgres_dir} already holds a database created with the old "
+        "values. A new generated value would lock the app out of it: put the old "
+        "values back into the file (from a copy or your password manager), then "
+        "run bootstrap again."
+    )
 
 
 def check_certificates(remote: RemoteRunner, paths: ServerPaths) -> None:

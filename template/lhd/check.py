@@ -48,6 +48,7 @@ class Finding:
 def run_checks(settings: Settings) -> list[Finding]:
     checks: list[tuple[str, Callable[[Settings], str]]] = [
         ("development .env", check_env),
+        ("no update conflicts left", check_conflicts),
         ("boilerplate files removed", check_leftovers),
         ("sed placeholders replaced", check_placeholders),
         ("Compose files valid", check_compose),
@@ -66,6 +67,41 @@ def check_env(settings: Settings) -> str:
     envfile.ensure_private(settings.env_file)
     key_length = len(values["DEV_SECRET_KEY_BASE"])
     return f"{len(values)} settings, JWT key of {key_length} characters"
+
+
+# Folders of installed shards, build output and local state: not the user's.
+SKIPPED_FOLDERS = {".git", "lib", "bin", ".shards", "node_modules", ".lhd", "tmp"}
+CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
+
+
+def project_files(settings: Settings) -> Iterator:
+    for path in settings.root.rglob("*"):
+        relative = path.relative_to(settings.root)
+        if relative.parts[0] in SKIPPED_FOLDERS or not path.is_file():
+            continue
+        yield path
+
+
+def check_conflicts(settings: Settings) -> str:
+    """Find what `copier update` leaves for the user to resolve."""
+    found = []
+    for path in project_files(settings):
+        name = str(path.relative_to(settings.root))
+        if path.suffix == ".rej":
+            found.append(name)
+            continue
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (UnicodeDecodeError, OSError):
+            continue
+        if any(line.startswith(CONFLICT_MARKERS) for line in lines):
+            found.append(name)
+    if found:
+        raise LhdError(
+            "Resolve the conflicts `copier update` left in "
+            f"{', '.join(sorted(found))}, then delete any .rej file."
+        )
+    return "none found"
 
 
 def check_leftovers(settings: Settings) -> str:

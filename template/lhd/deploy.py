@@ -324,7 +324,7 @@ def rollback(
         if not record or not target.swarm.exists():
             raise LhdError(
                 f"Nothing is deployed on {target.host}, so there is nothing to roll "
-                f"back: deploy with `fab -H {target.host} deploy --subtractive`."
+                f"back: deploy with `fab -H {target.host} deploy HEAD --subtractive`."
             )
         if current == tag:
             raise LhdError(f"{tag} is already the deployed version on {target.host}.")

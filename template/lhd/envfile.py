@@ -9,9 +9,13 @@ python-dotenv 1.2 and Compose 2.40):
 - double quotes: both decode `\\\\` and `\\"`, but Compose expands `$`
   while python-dotenv (read with `interpolate=False`) keeps it.
 
-So a value goes in single quotes unless it holds `'` or a backslash, in
-double quotes unless it also holds `$`, and is rejected otherwise.
-Values are read back with `interpolate=False` so `$` stays literal.
+The server also loads such files with `sh` (`set -a; . FILE`), where
+double quotes expand `$` and backticks too.
+
+So a value goes in single quotes unless it contains `'` or a backslash,
+in double quotes unless it also contains `$` or a backtick, and is rejected
+otherwise. Values are read back with `interpolate=False` so `$` stays
+literal.
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ def format_line(key: str, value: str) -> str:
         raise LhdError(f"The value of {key} contains a line break; use one line.")
     if "'" not in value and "\\" not in value:
         return f"{key}='{value}'"
-    if "$" not in value:
+    if "$" not in value and "`" not in value:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return f'{key}="{escaped}"'
     raise LhdError(
-        f"The value of {key} mixes `$` with a quote `'` or a backslash, which "
-        "python-dotenv and Docker Compose read differently. Remove one of them."
+        f"The value of {key} mixes `$` or a backtick with a quote `'` or a "
+        "backslash. python-dotenv and Docker Compose read such a value "
+        "differently, and a shell that loads the file would run the backtick "
+        "part as a command. Remove one of them."
     )
 
 

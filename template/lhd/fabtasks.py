@@ -10,9 +10,9 @@ from __future__ import annotations
 from fabric import task
 from invoke import Collection
 
-from lhd.devtasks import reported
 from lhd.errors import LhdError
 from lhd.monitoring_tasks import swarmprom
+from lhd.taskutil import reported_on_server as reported
 
 TIMEOUT_HELP = "Seconds to wait for the services to converge (default: 600)."
 RESOLVE_HELP = (
@@ -20,6 +20,7 @@ RESOLVE_HELP = (
     "(default), changed or never (for images that exist only on the server)."
 )
 RESOLVE_CHOICES = ("always", "changed", "never")
+STACK_SERVICES = ("postgres", "hasura", "lucky", "traefik", "socket-proxy")
 
 
 def remote_of(c):
@@ -104,7 +105,9 @@ def bootstrap(
         advertise_address=advertise_address,
     )
     steps.bootstrap(remote, settings.load(), inputs)
-    ui.done(f"{c.host} is ready for `fab -H {c.original_host} deploy --subtractive`")
+    ui.done(
+        f"{c.host} is ready for `fab -H {c.original_host} deploy HEAD --subtractive`"
+    )
 
 
 @task(
@@ -191,20 +194,34 @@ def rollback(c, version, subtractive=False, timeout=600, resolve_image="always")
     ui.done(f"Rolled {target.host} back to {tag}")
 
 
-@task
+@task(help={"yes": "Remove the lock without asking (needed without a terminal)."})
 @reported
-def unlock(c):
+def unlock(c, yes=False):
     """Remove the deploy lock that an interrupted or crashed deploy left.
 
-    Example: fab -H deploy@example.org unlock
+    Shows who holds the lock and since when, and asks first: removing the
+    lock of a deploy that still runs lets a second deploy start beside it.
+
+    Example: fab -H deploy@example.org unlock --yes
     """
     from lhd import lock, ui
+    from lhd.runner import stdin_is_terminal
 
     target = target_of(c)
     owner = lock.read_owner(target.remote, target.paths)
     if not target.remote.exists(target.paths.lock_dir):
         ui.done(f"No deploy lock on {target.host}")
         return
+    ui.warn(
+        lock.refusal_message(owner, target.paths, target.host).split(". Wait")[0] + "."
+    )
+    if not yes:
+        if not stdin_is_terminal():
+            raise LhdError("Unlock not confirmed: give --yes (there is no terminal).")
+        from rich.prompt import Confirm
+
+        if not Confirm.ask("Is that deploy no longer running? Remove the lock?"):
+            raise LhdError("Unlock cancelled; the lock stays.")
     lock.release(target.remote, target.paths)
     holder = f" held by {owner.get('user')}@{owner.get('host')}" if owner else ""
     ui.done(f"Removed the deploy lock{holder} on {target.host}")
@@ -238,6 +255,10 @@ def logs(c, service, follow=False, tail="100"):
     """
     from lhd import swarm
 
+    if service not in STACK_SERVICES:
+        raise LhdError(
+            f"Unknown service {service!r}: use one of {', '.join(STACK_SERVICES)}."
+        )
     target = target_of(c)
     name = swarm.service_name(target.settings.stack_name, service)
     try:
@@ -279,10 +300,17 @@ def restore(c, name, yes=False):
 
     Example: fab -H deploy@example.org restore 20250101T120000Z-3f2a9c1e.dump --yes
     """
+    from lhd import backup as backups
     from lhd import maintenance, ui
     from lhd.runner import stdin_is_terminal
 
     target = target_of(c)
+    path = backups.resolve(target.paths, name)
+    if not target.remote.exists(path):
+        raise LhdError(
+            f"Backup {path} not found on {target.host}; nothing was changed. "
+            f"List the backups with `ssh` in {target.paths.backups_dir}."
+        )
     ui.warn(
         f"This replaces the database of {target.settings.stack_name} on "
         f"{target.host} with {name}; every change since that backup is lost, "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fabric import task
 
-from lhd.devtasks import reported
+from lhd.errors import LhdError
+from lhd.taskutil import reported_on_server as reported
 
 
 @task(
@@ -14,10 +15,13 @@ from lhd.devtasks import reported
         "or branch (default: HEAD).",
         "timeout": "Seconds to wait for every monitoring service to run all "
         "its tasks (default: 300).",
+        "resolve_image": "When `docker stack deploy` asks registries for image "
+        "digests: always (default), changed or never (for images that exist "
+        "only on the server).",
     },
 )
 @reported
-def swarmprom(c, version="HEAD", timeout=300):
+def swarmprom(c, version="HEAD", timeout=300, resolve_image="always"):
     """Deploy the monitoring stack: Prometheus, Alertmanager, Grafana, exporters.
 
     Uploads Docker/monitoring of the commit into its release folder on the
@@ -38,4 +42,10 @@ def swarmprom(c, version="HEAD", timeout=300):
     monitoring.warn_local_changes(project.root)
     release = monitoring.read_release(project.root, version)
     paths = server.locate(remote, project.stack_name)
-    monitoring.deploy(remote, paths, release, wait=float(timeout))
+    if resolve_image not in ("always", "changed", "never"):
+        raise LhdError(
+            f"Invalid --resolve-image {resolve_image!r}: use always, changed or never."
+        )
+    monitoring.deploy(
+        remote, paths, release, wait=float(timeout), resolve_image=resolve_image
+    )

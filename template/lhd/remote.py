@@ -110,7 +110,8 @@ class RemoteRunner:
 
     @property
     def host(self) -> str:
-        return self.connection.host
+        """The server as given with -H, user and port included, for messages."""
+        return getattr(self.connection, "original_host", None) or self.connection.host
 
     def run(
         self,

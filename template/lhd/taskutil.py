@@ -13,6 +13,11 @@ INTERRUPTED = (
     "Interrupted. Containers that were started keep running: run the task "
     "again to finish, or `inv down` to remove them."
 )
+SERVER_INTERRUPTED = (
+    "Interrupted. The deploy lock, if this task took it, was released; a "
+    "command already running on the server may still finish. Check with "
+    "`fab status` and run the task again."
+)
 # Signals that end a task the way Ctrl-C does, so its cleanup still runs:
 # SIGTERM from a CI runner cancelling a job, SIGHUP from a closed terminal.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -30,11 +35,12 @@ def raise_stopped(signal_number, frame) -> None:
     raise Stopped(signal_number)
 
 
-def reported(function):
+def reported(function, interrupted: str = INTERRUPTED):
     """Report LhdError as one line with exit code 1, and interruptions with 128+N.
 
     While the task runs, SIGTERM and SIGHUP raise Stopped, so `finally`
     blocks (such as the removal of the test stack) run for them as well.
+    `interrupted` is the message printed on an interruption.
     """
 
     @functools.wraps(function)
@@ -50,14 +56,19 @@ def reported(function):
             ui.error(str(error))
             raise Exit(code=1) from None
         except Stopped as stopped:
-            raise Exit(INTERRUPTED, code=128 + stopped.signal_number) from None
+            raise Exit(interrupted, code=128 + stopped.signal_number) from None
         except KeyboardInterrupt:
-            raise Exit(INTERRUPTED, code=128 + signal.SIGINT) from None
+            raise Exit(interrupted, code=128 + signal.SIGINT) from None
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
 
     return wrapper
+
+
+def reported_on_server(function):
+    """`reported` for tasks on a server, with advice that fits them."""
+    return reported(function, SERVER_INTERRUPTED)
 
 
 def context_objects(c):

@@ -21,7 +21,7 @@ def done(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    console().print(f"[bold yellow]![/] {message}")
+    console().print(f"[bold yellow]![/] {message}", soft_wrap=True)
 
 
 @functools.cache

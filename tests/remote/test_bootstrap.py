@@ -161,11 +161,43 @@ def test_lock_refusal_names_holder_and_since(bootstrapped, project, ssh_server):
         assert "deploying 0123abcd" in text(result)
         assert lock.is_dir()
 
-        unlocked = check(ssh_server.fab(project, "unlock"))
+        refused = ssh_server.fab(project, "unlock")
+        assert refused.returncode == 1
+        assert "give --yes" in text(refused)
+        assert "ana@laptop since 2030-01-02T03:04:05Z" in text(refused)
+        assert lock.is_dir()
+
+        unlocked = check(ssh_server.fab(project, "unlock", "--yes"))
         assert "held by ana@laptop" in text(unlocked)
         assert not lock.exists()
     finally:
         shutil.rmtree(lock, ignore_errors=True)
+
+
+def test_bootstrap_keeps_existing_database_credentials(
+    bootstrapped, project, ssh_server
+):
+    path = env_path(ssh_server)
+    original = path.read_bytes()
+    data = ssh_server.home / "fixture_app" / "data" / "postgres" / "PG_VERSION"
+    data.write_text("18\n")
+    lines = [
+        line
+        for line in original.decode().splitlines()
+        if not line.startswith("POSTGRES_PASSWORD=")
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        result = ssh_server.fab(
+            project, *BOOTSTRAP, env={"LHD_SEND_GRID_KEY": SEND_GRID_KEY}
+        )
+        assert result.returncode == 1
+        assert "has no value for POSTGRES_PASSWORD" in text(result)
+        assert "already holds a database" in text(result)
+        assert "POSTGRES_PASSWORD=" not in path.read_text()
+    finally:
+        data.unlink()
+        path.write_bytes(original)
 
 
 def test_unlock_without_lock(bootstrapped, project, ssh_server):
@@ -283,3 +315,20 @@ def test_htpasswd_reads_password_from_stdin(project):
     assert apr_md5_crypt.verify("s3cret-pass", hashed)
     assert label_line.split(":", 1)[1].strip() == entry.replace("$", "$$")
     assert "s3cret-pass" not in result.stdout
+
+
+def test_restore_of_missing_backup_changes_nothing(bootstrapped, project, ssh_server):
+    result = ssh_server.fab(project, "restore", "nosuch.dump", "--yes")
+    assert result.returncode == 1
+    assert "nosuch.dump not found" in text(result)
+    assert "nothing was changed" in text(result)
+    assert "Stopping" not in text(result)
+
+
+def test_logs_of_unknown_service(project):
+    fab = os.path.join(os.path.dirname(sys.executable), "fab")
+    result = subprocess.run(
+        [fab, "logs", "nosuch"], cwd=project, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "Unknown service 'nosuch'" in text(result)

@@ -33,3 +33,18 @@ def test_check_lists_boilerplate_leftovers(tmp_path):
     assert "up.yml" in output
     assert "Docker/docker-compose.swarm.yml" in output
     assert "GITLAB_USER" in output
+
+
+def test_check_lists_update_conflicts(tmp_path):
+    root = generate(copy_fixture_app(tmp_path / "fixture_app"))
+    swarm = root / "Docker" / "compose.swarm.yml"
+    swarm.write_text(
+        "<<<<<<< before updating\nold\n=======\nnew\n>>>>>>> after updating\n"
+        + swarm.read_text()
+    )
+    (root / "Docker" / "lucky" / "Dockerfile.prod.rej").write_text("@@ -1 +1 @@\n")
+    result = subprocess.run([INV, "check"], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 1
+    output = " ".join(result.stdout.split())
+    assert "Docker/compose.swarm.yml" in output
+    assert "Docker/lucky/Dockerfile.prod.rej" in output

@@ -68,7 +68,7 @@ def test_quoted_interpolation_line_agrees(tmp_path, compose_command):
 
 
 def test_value_parsers_disagree_on_is_rejected(tmp_path):
-    with pytest.raises(LhdError, match="mixes `\\$` with a quote"):
+    with pytest.raises(LhdError, match="mixes `\\$` or a backtick with a quote"):
         envfile.update(tmp_path / ".env", {"BOTH": "'${X}'"})
     assert not (tmp_path / ".env").exists()
 

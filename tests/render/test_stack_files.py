@@ -194,6 +194,10 @@ def test_traefik_static_configuration(stack):
     assert f"--providers.swarm.network={STACK}_public" in command
     assert "--entrypoints.web.address=:80" in command
     assert "--entrypoints.websecure.address=:443" in command
+    assert (
+        "--providers.swarm.constraints=Label(`com.docker.stack.namespace`, "
+        f"`{STACK}`) || Label(`com.docker.stack.namespace`, `{STACK}_monitoring`)"
+    ) in command
 
 
 @pytest.mark.parametrize("tls", ["true", "false"])

@@ -24,7 +24,9 @@ def test_format_line_quotes(value, line):
     assert envfile.format_line("KEY", value) == line
 
 
-@pytest.mark.parametrize("value", ["'${X}'", "a\\$b", "two\nlines"])
+@pytest.mark.parametrize(
+    "value", ["'${X}'", "a\\$b", "two\nlines", "SG.x'`touch /tmp/x`"]
+)
 def test_format_line_rejects_ambiguous(value):
     with pytest.raises(LhdError, match="KEY"):
         envfile.format_line("KEY", value)
@@ -94,3 +96,20 @@ def test_read_rejects_unparsable_line(tmp_path, line):
     message = str(raised.value)
     assert "line 2:" in message
     assert "NAME='value'" in message
+
+
+@pytest.mark.parametrize(
+    "value", ["$apr1$ab$cd", "it's", 'q"uote\\', "a`b`", "#x y", "a/b+c=="]
+)
+def test_written_file_sources_in_sh(tmp_path, value):
+    import subprocess
+
+    path = tmp_path / ".env"
+    envfile.update(path, {"VALUE": value})
+    printed = subprocess.run(
+        ["sh", "-c", 'set -a && . "$1" && printf %s "$VALUE"', "sh", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert printed == value

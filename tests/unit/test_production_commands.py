@@ -99,7 +99,7 @@ def test_service_commands():
 
 def test_backup_commands():
     assert backup.dump_argv("c0ffee", "/b/x.dump") == [
-        "sh", "-c", 'out="$1" && shift && "$@" > "$out"', "lhd-backup", "/b/x.dump",
+        "sh", "-c", 'umask 077 && out="$1" && shift && "$@" > "$out"', "lhd-backup", "/b/x.dump",
         "docker", "exec", "c0ffee", "sh", "-c",
         'exec pg_dump --format=custom --username "$POSTGRES_USER" "$POSTGRES_DB"',
     ]  # fmt: skip
