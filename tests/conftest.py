@@ -77,6 +77,16 @@ def compose_command() -> list[str]:
     return list(engine.compose_command())
 
 
+@pytest.fixture(scope="module")
+def ssh_server(docker_engine):
+    """A throwaway sshd on loopback for the test module (see sshserver.py)."""
+    import sshserver
+
+    server, process = sshserver.start()
+    yield server
+    sshserver.stop(process, server.folder)
+
+
 def generate(destination: Path, **answers) -> Path:
     """Run `copier copy` of the working tree into `destination`."""
     import copier

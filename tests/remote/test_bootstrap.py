@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-import sshserver
 from conftest import copy_fixture_app, generate, git
 
 SEND_GRID_KEY = "SG.remote-test-key-4c1d"
@@ -27,13 +26,6 @@ BOOTSTRAP = (
     "--advertise-address",
     "127.0.0.1",
 )
-
-
-@pytest.fixture(scope="module")
-def ssh_server(docker_engine):
-    server, process = sshserver.start()
-    yield server
-    sshserver.stop(process, server.folder)
 
 
 @pytest.fixture(scope="module")

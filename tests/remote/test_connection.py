@@ -9,13 +9,6 @@ from conftest import copy_fixture_app, generate
 
 
 @pytest.fixture(scope="module")
-def ssh_server(docker_engine):
-    server, process = sshserver.start()
-    yield server
-    sshserver.stop(process, server.folder)
-
-
-@pytest.fixture(scope="module")
 def project(tmp_path_factory):
     return generate(
         copy_fixture_app(tmp_path_factory.mktemp("connection") / "fixture_app")
