@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "template"))
 sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import free_port  # noqa: E402 - needs the path above
 
 BIN = Path(sys.executable).parent
 PROJECT = "lhd_bench"
@@ -60,12 +61,6 @@ def timed(command: list[str], cwd: Path, check: bool = True) -> float:
 def median_of(runs: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
     samples = [measure() for _ in range(runs)]
     return statistics.median(samples), samples
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_project(workdir: Path, images: dict[str, str]) -> Path:

@@ -87,6 +87,15 @@ def ssh_server(docker_engine):
     sshserver.stop(process, server.folder)
 
 
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def generate(destination: Path, **answers) -> Path:
     """Run `copier copy` of the working tree into `destination`."""
     import copier

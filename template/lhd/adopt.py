@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Files of Lucky 1.x's Docker setup; the compose file is removed only when it
+# Files of Lucky 1.x's Docker setup. The compose file is removed only while it
 # still builds Lucky's dev image, so a compose file of the user's own stays.
 LUCKY_DOCKER_FILES = (
     "docker/development.dockerfile",

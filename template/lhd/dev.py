@@ -184,8 +184,9 @@ def prepare(settings: Settings, app: bool = False) -> dict[str, str]:
     """Create or refresh `.env`, then check the engine and Compose.
 
     With `app`, for tasks that build or start the app, also check that the
-    project is a Lucky project and that its JWT key is long enough; the
-    other tasks (down, logs, status) must work while those are being fixed.
+    project is a Lucky project and that its JWT key is long enough. The
+    other tasks (down, logs, status) skip these checks, so they work while
+    those problems are being fixed.
     """
     env = devenv.sync(settings, check_key=app)
     if app and not (settings.root / "shard.yml").is_file():
@@ -249,9 +250,9 @@ def start_console(stack: Stack, env: dict[str, str], timeout: float) -> str:
     except httpx.HTTPError:
         already_running = False
     if not already_running:
-        # The browser talks to the console API and to Hasura on the host's
-        # published ports, so the console listens on the same port numbers
-        # inside the container and is told where the host publishes Hasura.
+        # The browser calls the console API and Hasura on the host's published
+        # ports. So the console listens on the same port numbers inside the
+        # container, and --console-hge-endpoint gives it Hasura's host URL.
         command = [
             "hasura-cli", "console",
             "--address", "0.0.0.0",

@@ -62,8 +62,9 @@ def validate_key(key: str, source: str) -> None:
 def sync(settings: Settings, check_key: bool = True) -> dict[str, str]:
     """Create or refresh `.env` and return its values.
 
-    `check_key` rejects a key Hasura would reject; tasks that only stop or
-    inspect the stack pass False so they work while the key is being fixed.
+    `check_key` raises for a key that Hasura would reject. Tasks that only
+    stop or inspect the stack pass False, so they work while the key is
+    being fixed.
     """
     path = settings.env_file
     current = envfile.read(path) if path.exists() else {}

@@ -2,4 +2,4 @@
 
 
 class LhdError(Exception):
-    """A failure with a message that says what went wrong and what to do."""
+    """A failure whose message names what went wrong and what to do next."""

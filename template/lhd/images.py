@@ -59,9 +59,12 @@ def ensure_dev_image(
     if not force and current and state == {"digest": digest, "image": current}:
         return False
 
-    reason = (
-        "requested" if force else "its inputs changed" if current else "it is missing"
-    )
+    if force:
+        reason = "requested"
+    elif current:
+        reason = "its inputs changed"
+    else:
+        reason = "it is missing"
     ui.step(f"Building the development image {settings.dev_image} ({reason})")
     runner.run(compose.build(["lucky"]), what="Building the development image")
     copy_lock_file(settings)

@@ -1,5 +1,5 @@
 """Wait on facts: poll a check at a short interval until it passes or a
-deadline runs out, and say what was waited on when it does not."""
+deadline runs out, and name what was waited on when it does not."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ POLL_INTERVAL = 0.1  # seconds between checks
 
 
 class NotReady(Exception):
-    """Raised by a check that has not passed yet; the message says why."""
+    """Raised by a check that has not passed yet, with the reason as its message."""
 
 
 class Failed(Exception):
@@ -70,7 +70,7 @@ def _message(headline: str, diagnostics: Callable[[], str] | None) -> str:
 
 
 def http_ok(url: str) -> Callable[[], None]:
-    """Return a check that passes when GET `url` answers 200."""
+    """Return a check that passes when GET `url` returns status 200."""
     import httpx
 
     def check() -> None:
@@ -79,6 +79,6 @@ def http_ok(url: str) -> Callable[[], None]:
         except httpx.HTTPError as error:
             raise NotReady(f"{url}: {error.__class__.__name__}") from error
         if response.status_code != 200:
-            raise NotReady(f"{url} answered {response.status_code}")
+            raise NotReady(f"{url} returned status {response.status_code}")
 
     return check

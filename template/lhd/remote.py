@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from lhd import audit
 from lhd.errors import LhdError
-from lhd.runner import stdin_is_terminal
+from lhd.runner import failure_message, stdin_is_terminal
 
 # Loads a dotenv file into the environment of one command. The file path
 # and the command are positional parameters, so no value of the file is
@@ -138,13 +138,7 @@ class RemoteRunner:
             shlex.join(argv), warn=True, hide=hide, pty=terminal, in_stream=in_stream
         )
         if check and not result.ok:
-            detail = (
-                f": {result.stderr.strip()[-2000:]}" if hide and result.stderr else ""
-            )
-            raise LhdError(
-                f"{what or 'Command'} failed on {self.host} with exit code "
-                f"{result.exited}{detail}\n  command: {shlex.join(argv)}"
-            )
+            raise LhdError(failure_message(argv, result, hide, what, self.host))
         return result
 
     def output(self, argv: Sequence[str], what: str | None = None) -> str:

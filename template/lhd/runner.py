@@ -35,6 +35,18 @@ class Completed:
         return self.exited == 0
 
 
+def failure_message(
+    argv: Sequence[str], result, hide: bool, what: str | None, host: str | None = None
+) -> str:
+    """Return the message for a failed command: what failed, where, and why."""
+    where = f" on {host}" if host else ""
+    detail = f": {result.stderr.strip()[-2000:]}" if hide and result.stderr else ""
+    return (
+        f"{what or 'Command'} failed{where} with exit code {result.exited}{detail}\n"
+        f"  command: {shlex.join(argv)}"
+    )
+
+
 def stdin_is_terminal() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
@@ -70,13 +82,7 @@ class Runner:
             # instead of raising, so the interruption is raised here.
             raise KeyboardInterrupt
         if check and not result.ok:
-            detail = (
-                f": {result.stderr.strip()[-2000:]}" if hide and result.stderr else ""
-            )
-            raise LhdError(
-                f"{what or 'Command'} failed with exit code {result.exited}{detail}\n"
-                f"  command: {shlex.join(argv)}"
-            )
+            raise LhdError(failure_message(argv, result, hide, what))
         return result
 
     def run_attached(self, argv: Sequence[str]) -> Completed:

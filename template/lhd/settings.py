@@ -47,7 +47,7 @@ class Settings:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """Return the nearest folder at or above `start` that holds `lhd.toml`."""
+    """Return the nearest folder at or above `start` that contains `lhd.toml`."""
     start = (start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         if (folder / SETTINGS_FILE).is_file():

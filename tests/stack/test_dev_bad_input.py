@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_fixture_app, generate
+from conftest import copy_fixture_app, free_port, generate
 
 INV = str(Path(sys.executable).parent / "inv")
 PROJECT = "lhdtest_bad"
@@ -29,14 +29,6 @@ def inv(root: Path, *args: str, env: dict | None = None, timeout: float = 600):
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def containers(client, project: str) -> list:
@@ -70,8 +62,19 @@ def project(tmp_path_factory, test_images, docker_engine):
         container.remove(force=True, v=True)
 
 
-def interrupt_when(root: Path, args: list[str], marker: str, timeout: float = 300):
-    """Start `inv ARGS`, send Ctrl-C to its process group once `marker` is printed."""
+def interrupt_when(
+    root: Path,
+    args: list[str],
+    marker: str,
+    signal_number: int = signal.SIGINT,
+    whole_group: bool = True,
+    timeout: float = 300,
+):
+    """Start `inv ARGS` and signal it once `marker` is printed.
+
+    By default Ctrl-C goes to the whole process group, as a terminal sends
+    it; `whole_group=False` signals `inv` alone, as a CI runner does.
+    """
     process = subprocess.Popen(
         [INV, *args], cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -82,7 +85,10 @@ def interrupt_when(root: Path, args: list[str], marker: str, timeout: float = 30
         output.append(line)
         if marker in line:
             time.sleep(0.5)
-            os.killpg(process.pid, signal.SIGINT)
+            if whole_group:
+                os.killpg(process.pid, signal_number)
+            else:
+                process.send_signal(signal_number)
             break
         assert time.monotonic() < deadline, "".join(output)
     rest, _ = process.communicate(timeout=timeout)
@@ -115,19 +121,14 @@ def test_interrupted_test_removes_test_stack(project, docker_engine):
 
 def test_terminated_test_removes_test_stack(project, docker_engine):
     """SIGTERM to inv alone, as a CI runner cancelling a job sends it."""
-    process = subprocess.Popen(
-        [INV, "test", "--", "spec/version_spec.cr"], cwd=project, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    output = []
-    for line in process.stdout:
-        output.append(line)
-        if "Running crystal spec" in line:
-            process.send_signal(signal.SIGTERM)
-            break
-    rest, _ = process.communicate(timeout=120)
-    text = "".join(output) + rest
-    assert process.returncode == 128 + signal.SIGTERM, text
+    code, text = interrupt_when(
+        project,
+        ["test", "--", "spec/version_spec.cr"],
+        "Running crystal spec",
+        signal_number=signal.SIGTERM,
+        whole_group=False,
+    )
+    assert code == 128 + signal.SIGTERM, text
     assert "Interrupted; the test stack was removed." in text
     assert containers(docker_engine, f"{PROJECT}_test") == []
 

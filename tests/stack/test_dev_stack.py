@@ -5,7 +5,6 @@ Lucky-shaped fixture, with real Postgres and the Lucky and Hasura stand-ins.
 
 from __future__ import annotations
 
-import socket
 import stat
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import copy_fixture_app, generate, git
+from conftest import copy_fixture_app, free_port, generate, git
 
 INV = str(Path(sys.executable).parent / "inv")
 PROJECT = "fixture_app"
@@ -38,12 +37,6 @@ services:
 volumes:
   kept:
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def inv(root: Path, *args: str, cwd: Path | None = None, stdin=subprocess.DEVNULL):
